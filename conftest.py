@@ -1,0 +1,7 @@
+"""Runs before any test or doctest imports jax: 8 virtual CPU devices for the worker-axis tests."""
+
+import os
+
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8').strip()
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+os.environ.setdefault('MPLBACKEND', 'Agg')

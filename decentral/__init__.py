@@ -1,0 +1,1 @@
+"""polyak.decentral: distributed algorithms written once per worker on a named axis."""

@@ -1,0 +1,125 @@
+"""The worker axis: one per-worker step, run for n workers by vmap, shard_map or pmap.
+
+A distributed algorithm is written once, for one worker, with named-axis collectives (``lax.psum``,
+``lax.pmean``, ``lax.all_gather``, ``lax.ppermute``, ``lax.axis_index``) on ``axis_name``. :func:`run` turns it
+into a function of stacked arguments (leading axis of size n, one slice per worker) by one of three backends:
+
+- ``'vmap'``: n simulated workers on one device, exact; what tests and theory use.
+- ``'shard_map'``: one worker per device of a 1-D mesh; the production path on GPUs and TPUs.
+- ``'pmap'``: the legacy per-device map.
+
+All three give the same numbers (``tests/decentral/test_axis.py``).
+
+>>> import jax, jax.numpy as jnp
+>>> from jax import lax
+>>> centre = lambda x: x - lax.pmean(x, 'workers')
+>>> run(centre, 4)(jnp.arange(4.0))
+Array([-1.5, -0.5,  0.5,  1.5], dtype=float32)
+
+Trap (DESIGN.md): under ``shard_map`` the gradient of a parameter that is *replicated* over the axis comes back
+already summed over the workers; a later ``pmean`` does not undo it. Give each worker its own (varying) copy of
+the parameters, as :func:`run` does for every stacked argument, or call :func:`varying` on a replicated value
+before differentiating with respect to it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec as P
+
+BACKENDS = ('vmap', 'shard_map', 'pmap')
+
+
+def run(step: Callable[..., Any], n: int, *, axis_name: str = 'workers', backend: str = 'vmap',
+        in_axes: int | None | Sequence[int | None] = 0, devices: Sequence[jax.Device] | None = None
+        ) -> Callable[..., Any]:
+  """Maps the per-worker ``step`` over n workers on ``axis_name``.
+
+  Args:
+    step: the per-worker function; it may use collectives on ``axis_name``.
+    n: number of workers. ``'shard_map'`` and ``'pmap'`` need n devices (one worker per device).
+    axis_name: the name of the worker axis used inside ``step``.
+    backend: one of ``'vmap'``, ``'shard_map'``, ``'pmap'``.
+    in_axes: per positional argument, 0 if it is stacked over workers, None if it is shared by all.
+    devices: the devices for ``'shard_map'``/``'pmap'``; the first n of ``jax.devices()`` by default.
+
+  Returns:
+    A function of the stacked arguments returning stacked outputs (leading axis n), jitted.
+  """
+  if backend not in BACKENDS:
+    raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+  if not isinstance(n, (int, np.integer)) or n < 1:
+    raise ValueError(f'n must be a positive integer, got {n!r}')
+  if backend == 'vmap':
+    return jax.jit(jax.vmap(step, in_axes=in_axes, axis_name=axis_name, axis_size=n))
+  devices = list(devices if devices is not None else jax.devices())
+  if len(devices) < n:
+    raise ValueError(f'backend {backend!r} needs n={n} devices (one worker each), found {len(devices)}; '
+                     'set XLA_FLAGS=--xla_force_host_platform_device_count or use backend="vmap"')
+  devices = devices[:n]
+  if backend == 'pmap':
+    return jax.pmap(step, axis_name=axis_name, in_axes=in_axes, devices=devices)
+  return _shard_mapped(step, n, axis_name, in_axes, devices)
+
+
+def _shard_mapped(step, n, axis_name, in_axes, devices):
+  mesh = Mesh(np.asarray(devices), (axis_name,))
+
+  def call(*args):
+    axes = in_axes if isinstance(in_axes, (list, tuple)) else (in_axes,) * len(args)
+    if len(axes) != len(args):
+      raise ValueError(f'in_axes has {len(axes)} entries for {len(args)} arguments')
+    _check_leading(args, axes, n)
+    specs = tuple(P(axis_name) if a == 0 else P() for a in axes)
+
+    def per_device(*blocks):
+      # Each device holds a block of one worker: drop the block axis, run the step, put it back.
+      squeezed = [jax.tree.map(lambda x: x[0], b) if a == 0 else b for b, a in zip(blocks, axes)]
+      return jax.tree.map(lambda y: y[None], step(*squeezed))
+
+    mapped = jax.shard_map(per_device, mesh=mesh, in_specs=specs, out_specs=P(axis_name))
+    return mapped(*args)
+
+  return jax.jit(call)
+
+
+def _check_leading(args, axes, n):
+  for i, (arg, a) in enumerate(zip(args, axes)):
+    if a != 0:
+      continue
+    for leaf in jax.tree.leaves(arg):
+      if np.ndim(leaf) == 0 or np.shape(leaf)[0] != n:
+        raise ValueError(f'argument {i} must be stacked over the worker axis (leading size n={n}), '
+                         f'got a leaf of shape {np.shape(leaf)}')
+
+
+def varying(tree: Any, axis_name: str) -> Any:
+  """Marks a value replicated over ``axis_name`` as varying per worker (a no-op outside ``shard_map``).
+
+  Differentiate with respect to the result to get each worker's own gradient rather than the sum over
+  workers that ``shard_map`` returns for a replicated parameter.
+  """
+  try:
+    return jax.tree.map(lambda x: lax.pcast(x, axis_name, to='varying'), tree)
+  except (ValueError, NameError, TypeError):
+    return tree
+
+
+def axis_size(axis_name: str) -> int:
+  """The number of workers on ``axis_name`` (static)."""
+  return lax.axis_size(axis_name) if hasattr(lax, 'axis_size') else lax.psum(1, axis_name)
+
+
+def worker_index(axis_name: str) -> jax.Array:
+  """This worker's index on ``axis_name``."""
+  return lax.axis_index(axis_name)
+
+
+def all_gather(tree: Any, axis_name: str) -> Any:
+  """Stacks every worker's ``tree`` along a new leading axis (the same result on every worker)."""
+  return jax.tree.map(functools.partial(lax.all_gather, axis_name=axis_name), tree)

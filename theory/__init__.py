@@ -1,0 +1,1 @@
+"""polyak.theory: small exact experiments on the shared primitives of :mod:`optim`."""
