@@ -1,1 +1,11 @@
-"""polyak.decentral: distributed algorithms written once per worker on a named axis."""
+"""polyak.decentral: distributed algorithms written once per worker on a named axis.
+
+Run them for n workers with :func:`decentral.axis.run` under vmap, shard_map or pmap.
+"""
+
+from decentral import axis
+from decentral.aggregate import AggregateState, StatefulRule, aggregate, mean
+from decentral.topology import Topology, circulant, complete, gossip, ring, spectral_gap
+
+__all__ = ['axis', 'AggregateState', 'StatefulRule', 'aggregate', 'mean', 'Topology', 'circulant', 'complete',
+           'gossip', 'ring', 'spectral_gap']
