@@ -4,8 +4,9 @@ Run them for n workers with :func:`decentral.axis.run` under vmap, shard_map or 
 """
 
 from decentral import axis
-from decentral.aggregate import AggregateState, StatefulRule, aggregate, mean
+from decentral.aggregate import (AggregateState, StatefulRule, aggregate, get_rule, mean, register_rule,
+                                 rules)
 from decentral.topology import Topology, circulant, complete, gossip, ring, spectral_gap
 
-__all__ = ['axis', 'AggregateState', 'StatefulRule', 'aggregate', 'mean', 'Topology', 'circulant', 'complete',
+__all__ = ['axis', 'AggregateState', 'StatefulRule', 'aggregate', 'get_rule', 'mean', 'register_rule', 'rules', 'Topology', 'circulant', 'complete',
            'gossip', 'ring', 'spectral_gap']

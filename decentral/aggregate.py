@@ -26,6 +26,7 @@ Array([[-1.5],
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Protocol
 
 import jax
@@ -65,6 +66,49 @@ def mean(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree
   return jax.tree.map(lambda x: jnp.mean(x, axis=0), stacked)
 
 
+class RuleEntry(NamedTuple):
+  """A registered rule: ``build(**overrides)`` returns the rule with its keyword defaults bound."""
+
+  name: str
+  rule: Rule | Callable[..., StatefulRule]
+  defaults: dict
+  stateful: bool
+
+  def build(self, **overrides) -> Rule | StatefulRule:
+    kwargs = {**self.defaults, **overrides}
+    if self.stateful:
+      return self.rule(**kwargs)
+    return functools.partial(self.rule, **kwargs) if kwargs else self.rule
+
+
+_RULES: dict[str, RuleEntry] = {}
+
+
+def register_rule(name: str, rule, *, stateful: bool = False, **defaults):
+  """Registers an aggregation rule for the conformance suite and the experiments; returns ``rule``.
+
+  For a stateful rule pass the factory returning a :class:`StatefulRule` and ``stateful=True``.
+  """
+  if name in _RULES and _RULES[name].rule is not rule:
+    raise ValueError(f'aggregation rule name {name!r} is already registered')
+  _RULES[name] = RuleEntry(name, rule, dict(defaults), stateful)
+  return rule
+
+
+def rules() -> dict[str, RuleEntry]:
+  """The registered aggregation rules by name."""
+  import decentral  # noqa: F401  (importing the package registers every rule module)
+  return dict(_RULES)
+
+
+def get_rule(name: str, **overrides):
+  """The rule registered under ``name``, built with ``overrides``; a ``KeyError`` lists the known names."""
+  table = rules()
+  if name not in table:
+    raise KeyError(f'unknown aggregation rule {name!r}; known: {", ".join(sorted(table))}')
+  return table[name].build(**overrides)
+
+
 def aggregate(rule: Rule | StatefulRule, *, axis_name: str, f: int = 0, seed: int = 0
               ) -> optax.GradientTransformation:
   """The optax transform that replaces each worker's update by ``rule`` applied to all workers' updates.
@@ -101,3 +145,6 @@ def aggregate(rule: Rule | StatefulRule, *, axis_name: str, f: int = 0, seed: in
     return agg, AggregateState(state.count + 1, state.key, rule_state)
 
   return optax.GradientTransformation(init_fn, update_fn)
+
+
+register_rule('mean', mean)

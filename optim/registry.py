@@ -65,7 +65,8 @@ def register(name: str, factory: Callable[..., optax.GradientTransformation], *,
     name: the name used on the command line (``--config.optimizer.name``).
     factory: ``factory(learning_rate=..., **hparams) -> GradientTransformation``.
     extra_args: for ``GradientTransformationExtraArgs``, builds the oracle arguments of ``update``.
-    tags: free labels, e.g. ``'baseline'`` (optax's own), ``'matrix'`` (needs 2-D leaves), ``'slow'``.
+    tags: free labels: ``'baseline'`` (optax's own), ``'stateless'`` (no per-parameter state, so a tree
+      mismatch cannot be detected), ``'matrix'`` (treats 2-D leaves as matrices), ``'slow'``.
     **defaults: hyperparameters used when none are given; must include ``learning_rate``.
   """
   if name in _REGISTRY and _REGISTRY[name].factory is not factory:
@@ -105,7 +106,7 @@ def _load_all() -> None:
 
 
 # optax's own, the baselines everything is compared with.
-register('sgd', optax.sgd, learning_rate=0.1, tags=('baseline',))
+register('sgd', optax.sgd, learning_rate=0.1, tags=('baseline', 'stateless'))
 register('momentum', lambda learning_rate, momentum=0.9, nesterov=False: optax.sgd(
     learning_rate, momentum=momentum, nesterov=nesterov), learning_rate=0.05, tags=('baseline',))
 register('adam', optax.adam, learning_rate=3e-3, tags=('baseline',))
