@@ -38,6 +38,19 @@ class Entry:
   extra_args: ExtraArgsFn | None = None
   tags: frozenset[str] = frozenset()
 
+  def oracles(self, **available: Any) -> dict[str, Any]:
+    """The extra ``update`` arguments for this entry, built from the oracles a training loop has.
+
+    ``available`` holds ``loss_fn``, ``params``, ``key`` and optionally ``logits_fn``; only the names that
+    ``extra_args`` accepts are passed. Returns ``{}`` for plain transforms.
+    """
+    if self.extra_args is None:
+      return {}
+    accepted = _accepted(self.extra_args)
+    if not any(p.endswith('kwargs') for p in accepted):
+      available = {k: v for k, v in available.items() if k in accepted}
+    return dict(self.extra_args(**available))
+
   def build(self, **overrides: Any) -> optax.GradientTransformation:
     unknown = set(overrides) - set(self.defaults) - _accepted(self.factory)
     if unknown:
