@@ -1,0 +1,92 @@
+"""Step time and state bytes of registered optimizers on a 10M-parameter tree, as ratios to optax.adam.
+
+    python -m experiments.bench_step                          # every registered optimizer
+    python -m experiments.bench_step --optimizers=adam,diffgrad,muon --repeats=20
+
+Every optimizer is timed in the same process on the same tree (a transformer-like stack of matrices, vectors,
+a conv kernel and a scalar, 10.5M float32 parameters), jitted, with parameters and state donated. The ratios are
+what to read; absolute times depend on the machine. ``muon`` (optax.contrib.muon) is the reference for the
+matrix optimizers. Not a test: timing never gates CI.
+"""
+
+from __future__ import annotations
+
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from experiments.lib import training
+from optim import registry
+
+_OPTIMIZERS = flags.DEFINE_list('optimizers', [], 'Registry names; empty = all (plus muon).')
+_REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed steps per optimizer (the fastest is reported).')
+_WIDTH = flags.DEFINE_integer('width', 512, 'Model width; 512 gives 10.5M parameters.')
+
+
+def make_tree(width: int = 512, blocks: int = 3, vocab: int = 2048) -> dict:
+  """A transformer-like parameter tree: embedding, attention and MLP matrices, norms, biases, a conv, a scalar."""
+  key = iter(jax.random.split(jax.random.key(0), 64))
+  normal = lambda *shape: 0.02 * jax.random.normal(next(key), shape)
+  tree = {'embed': normal(vocab, width), 'conv': normal(3, 3, 64, 64), 'temperature': jnp.asarray(1.0)}
+  for b in range(blocks):
+    tree[f'block{b}'] = {
+        'qkv': normal(width, 3 * width), 'out': normal(width, width), 'ln1': jnp.ones(width),
+        'mlp_in': normal(width, 4 * width), 'mlp_in_bias': jnp.zeros(4 * width),
+        'mlp_out': normal(4 * width, width), 'ln2': jnp.ones(width)}
+  return tree
+
+
+def _loss(params):
+  return 0.5 * sum(jnp.vdot(p, p) for p in jax.tree.leaves(params))
+
+
+def time_step(entry: registry.Entry, params, repeats: int) -> tuple[float, int]:
+  """Fastest seconds per jitted step over the repeats (robust to a busy machine) and the state bytes."""
+  tx = entry.build()
+
+  def step(params, state, grads, key):
+    extra = entry.oracles(loss_fn=_loss, params=params, key=key)
+    updates, state = tx.update(grads, state, params, **extra)
+    return optax.apply_updates(params, updates), state
+
+  step = jax.jit(step, donate_argnums=(0, 1))
+  params = jax.tree.map(jnp.copy, params)
+  grads = jax.tree.map(lambda p: p + 1e-3, params)
+  state = tx.init(params)
+  state_bytes = training.tree_bytes(state)
+  params, state = step(params, state, grads, jax.random.key(0))  # compile
+  jax.block_until_ready(params)
+  times = []
+  for t in range(repeats):
+    t0 = time.perf_counter()
+    params, state = step(params, state, grads, jax.random.key(t + 1))
+    jax.block_until_ready((params, state))
+    times.append(time.perf_counter() - t0)
+  return float(np.min(times)), state_bytes
+
+
+def main(argv):
+  del argv
+  if 'muon' not in registry.names():
+    registry.register('muon', optax.contrib.muon, learning_rate=0.02, tags=('baseline', 'matrix', 'slow'))
+  names = _OPTIMIZERS.value or registry.names()
+  names = ['adam', 'muon'] + [n for n in names if n not in ('adam', 'muon')]
+  params = make_tree(_WIDTH.value)
+  param_bytes = training.tree_bytes(params)
+  print(f'{sum(p.size for p in jax.tree.leaves(params)) / 1e6:.1f}M parameters, {jax.devices()[0].platform}, '
+        f'best of {_REPEATS.value} steps')
+  print(f'{"optimizer":>16s} {"ms/step":>9s} {"vs adam":>8s} {"vs muon":>8s} {"state/param":>11s}')
+  base = {n: time_step(registry.get(n), params, _REPEATS.value)[0] for n in ('adam', 'muon')}
+  for name in names:
+    seconds, state_bytes = time_step(registry.get(name), params, _REPEATS.value)
+    print(f'{name:>16s} {1e3 * seconds:9.2f} {seconds / base["adam"]:8.2f} {seconds / base["muon"]:8.2f} '
+          f'{state_bytes / param_bytes:11.2f}', flush=True)
+
+
+if __name__ == '__main__':
+  jax.config.parse_flags_with_absl()
+  app.run(main)
