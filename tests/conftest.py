@@ -5,7 +5,10 @@ import os
 import jax
 import pytest
 
-SHARED_DATA = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data')
+# The real data sets live beside the repository (../shared/data), not in it; POLYAK_SHARED_DATA overrides.
+_CANDIDATES = (os.environ.get('POLYAK_SHARED_DATA', ''),
+               os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'),
+               '/work/shared/data')
 
 
 @pytest.fixture
@@ -19,7 +22,7 @@ def x64():
 
 @pytest.fixture
 def shared_data():
-  path = os.path.abspath(os.environ.get('POLYAK_SHARED_DATA', SHARED_DATA))
-  if not os.path.isdir(path):
-    pytest.fail(f'shared data not found at {path}; set POLYAK_SHARED_DATA')
-  return path
+  for path in _CANDIDATES:
+    if path and os.path.isdir(path):
+      return os.path.abspath(path)
+  pytest.fail(f'shared data not found in {[p for p in _CANDIDATES if p]}; set POLYAK_SHARED_DATA')
