@@ -5,5 +5,16 @@ Importing the package registers every optimizer in :mod:`optim.registry`.
 
 from optim import registry
 from optim.registry import register
+from optim.curvature import (dense_matrix, flatten_matvec, gauss_newton_matvec, gnvp, hessian_matvec, hvp,
+                              per_example_grads)
+from optim.estimators import hutchinson_diagonal, hutchinson_trace, hutchpp_trace
+# `lanczos` (the function) is not re-exported: it would shadow the submodule `optim.lanczos`.
+from optim.lanczos import (LanczosResult, SpectralQuadrature, power_iteration, ritz, slq, spectral_cdf,
+                           spectral_density, tridiagonal)
+from optim.newton_schulz import inverse_sqrt, orthogonalize, sqrt_and_inverse_sqrt, whiten
 
 __all__ = ['registry', 'register']
+__all__ += ['dense_matrix', 'flatten_matvec', 'gauss_newton_matvec', 'gnvp', 'hessian_matvec', 'hvp',
+            'per_example_grads', 'hutchinson_diagonal', 'hutchinson_trace', 'hutchpp_trace', 'LanczosResult',
+            'SpectralQuadrature', 'power_iteration', 'ritz', 'slq', 'spectral_cdf', 'spectral_density',
+            'tridiagonal', 'inverse_sqrt', 'orthogonalize', 'sqrt_and_inverse_sqrt', 'whiten']
