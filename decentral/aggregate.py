@@ -47,11 +47,14 @@ class Rule(Protocol):
 class StatefulRule(NamedTuple):
   """A rule with state carried across rounds: ``init(update) -> s`` and ``apply(stacked, s, *, f, key)``.
 
-  ``apply`` returns ``(aggregate, new_state)``; ``init`` receives one worker's update (the aggregate's shape).
+  ``apply`` returns ``(aggregate, new_state)``; ``init`` receives one worker's update (the aggregate's shape), or
+  the stacked updates of all workers when ``stacked_init`` is True (state with one row per worker, e.g. the
+  histories of :func:`decentral.sybilwall`; :func:`aggregate` then gathers them in ``init``).
   """
 
   init: Callable[[PyTree], PyTree]
   apply: Callable[..., tuple[PyTree, PyTree]]
+  stacked_init: bool = False
 
 
 class AggregateState(NamedTuple):
@@ -127,7 +130,10 @@ def aggregate(rule: Rule | StatefulRule, *, axis_name: str, f: int = 0, seed: in
   stateful = isinstance(rule, StatefulRule)
 
   def init_fn(params):
-    rule_state = rule.init(params) if stateful else ()
+    if stateful and rule.stacked_init:
+      rule_state = rule.init(axis.all_gather(params, axis_name))
+    else:
+      rule_state = rule.init(params) if stateful else ()
     return AggregateState(jnp.zeros([], jnp.int32), jax.random.key(seed), rule_state)
 
   def update_fn(updates, state, params=None):
