@@ -5,6 +5,9 @@ Importing the package registers every optimizer in :mod:`optim.registry`.
 
 from optim import registry
 from optim.registry import register
+from optim.mfac import mfac, scale_by_mfac
+from optim.rolling_ball import rolling_ball, scale_by_rolling_ball
+from optim.sophia import scale_by_sophia, sophia_g, sophia_h
 from optim.curvature import (dense_matrix, flatten_matvec, gauss_newton_matvec, gnvp, hessian_matvec, hvp,
                               per_example_grads)
 from optim.estimators import hutchinson_diagonal, hutchinson_trace, hutchpp_trace
@@ -14,6 +17,8 @@ from optim.lanczos import (LanczosResult, SpectralQuadrature, power_iteration, r
 from optim.newton_schulz import inverse_sqrt, orthogonalize, sqrt_and_inverse_sqrt, whiten
 
 __all__ = ['registry', 'register']
+__all__ += ['mfac', 'scale_by_mfac', 'rolling_ball', 'scale_by_rolling_ball', 'scale_by_sophia', 'sophia_g',
+            'sophia_h']
 __all__ += ['dense_matrix', 'flatten_matvec', 'gauss_newton_matvec', 'gnvp', 'hessian_matvec', 'hvp',
             'per_example_grads', 'hutchinson_diagonal', 'hutchinson_trace', 'hutchpp_trace', 'LanczosResult',
             'SpectralQuadrature', 'power_iteration', 'ritz', 'slq', 'spectral_cdf', 'spectral_density',
