@@ -15,6 +15,8 @@ from optim.estimators import hutchinson_diagonal, hutchinson_trace, hutchpp_trac
 from optim.lanczos import (LanczosResult, SpectralQuadrature, power_iteration, ritz, slq, spectral_cdf,
                            spectral_density, tridiagonal)
 from optim.newton_schulz import inverse_sqrt, orthogonalize, sqrt_and_inverse_sqrt, whiten
+from optim.langevin import add_langevin_noise, project_to_sphere, sgld
+from optim.averaging import averaged_params, averaged_second_moment, ema_params, swa, tail_average
 
 __all__ = ['registry', 'register']
 __all__ += ['mfac', 'scale_by_mfac', 'rolling_ball', 'scale_by_rolling_ball', 'scale_by_sophia', 'sophia_g',
@@ -23,3 +25,5 @@ __all__ += ['dense_matrix', 'flatten_matvec', 'gauss_newton_matvec', 'gnvp', 'he
             'per_example_grads', 'hutchinson_diagonal', 'hutchinson_trace', 'hutchpp_trace', 'LanczosResult',
             'SpectralQuadrature', 'power_iteration', 'ritz', 'slq', 'spectral_cdf', 'spectral_density',
             'tridiagonal', 'inverse_sqrt', 'orthogonalize', 'sqrt_and_inverse_sqrt', 'whiten']
+__all__ += ['add_langevin_noise', 'project_to_sphere', 'sgld', 'averaged_params', 'averaged_second_moment',
+            'ema_params', 'swa', 'tail_average']
