@@ -79,11 +79,11 @@ def main(argv):
   param_bytes = training.tree_bytes(params)
   print(f'{sum(p.size for p in jax.tree.leaves(params)) / 1e6:.1f}M parameters, {jax.devices()[0].platform}, '
         f'best of {_REPEATS.value} steps')
-  print(f'{"optimizer":>16s} {"ms/step":>9s} {"vs adam":>8s} {"vs muon":>8s} {"state/param":>11s}')
+  print(f'{"optimizer":>20s} {"ms/step":>9s} {"vs adam":>8s} {"vs muon":>8s} {"state/param":>11s}')
   base = {n: time_step(registry.get(n), params, _REPEATS.value)[0] for n in ('adam', 'muon')}
   for name in names:
     seconds, state_bytes = time_step(registry.get(name), params, _REPEATS.value)
-    print(f'{name:>16s} {1e3 * seconds:9.2f} {seconds / base["adam"]:8.2f} {seconds / base["muon"]:8.2f} '
+    print(f'{name:>20s} {1e3 * seconds:9.2f} {seconds / base["adam"]:8.2f} {seconds / base["muon"]:8.2f} '
           f'{state_bytes / param_bytes:11.2f}', flush=True)
 
 

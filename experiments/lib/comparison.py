@@ -57,7 +57,7 @@ def run(config, workdir: str) -> list[dict]:
   rows = []
   for name in _names(config):
     row = run_one(problem, name, config)
-    print(f'{name:>16s}  loss {row["train_loss"]:.4f}  acc {row["test_accuracy"]:.3f}  '
+    print(f'{name:>20s}  loss {row["train_loss"]:.4f}  acc {row["test_accuracy"]:.3f}  '
           f'{row["steps_per_second"]:.0f} steps/s', flush=True)
     training.append_jsonl(path, [row])
     rows.append(row)
@@ -66,10 +66,10 @@ def run(config, workdir: str) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-  head = f'{"optimizer":>16s} {"train loss":>10s} {"test acc":>8s} {"steps/s":>8s} {"state/param":>11s}'
+  head = f'{"optimizer":>20s} {"train loss":>10s} {"test acc":>8s} {"steps/s":>8s} {"state/param":>11s}'
   lines = [head, '-' * len(head)]
   for r in sorted(rows, key=lambda r: r['train_loss']):
-    lines.append(f'{r["optimizer"]:>16s} {r["train_loss"]:10.4f} {r["test_accuracy"]:8.3f} '
+    lines.append(f'{r["optimizer"]:>20s} {r["train_loss"]:10.4f} {r["test_accuracy"]:8.3f} '
                  f'{r["steps_per_second"]:8.0f} {r["state_bytes_per_param_byte"]:11.2f}')
   return '\n'.join(lines)
 
