@@ -33,13 +33,12 @@ __all__ = ['axis', 'compression', 'ledger', 'AggregateState', 'StatefulRule', 'a
            'sybilwall', 'trimmed_mean', 'barabasi_albert', 'erdos_renyi', 'exponential', 'from_adjacency',
            'metropolis_hastings', 'renormalised', 'star', 'torus', 'uniform_weights']
 # Compression, error feedback, DGC, FedZip and RQM (issue 5, first half).
-from decentral import dgc as dgc_lib, error_feedback, fedzip as fedzip_lib, privacy
+from decentral import dgc, error_feedback, fedzip, privacy  # modules (decentral.fedzip.fedzip is the factory)
 from decentral.compression import Compressor
-from decentral.dgc import dgc, scale_by_dgc
+from decentral.dgc import scale_by_dgc
 from decentral.error_feedback import ef21, ef21_stepsize, ef21_w
-from decentral.fedzip import fedzip
 from decentral.ledger import CommStats, Ledger
 from decentral.privacy import rqm
 
-__all__ += ['error_feedback', 'privacy', 'Compressor', 'dgc', 'scale_by_dgc', 'ef21', 'ef21_stepsize', 'ef21_w',
-            'fedzip', 'CommStats', 'Ledger', 'rqm']
+__all__ += ['dgc', 'error_feedback', 'fedzip', 'privacy', 'Compressor', 'scale_by_dgc', 'ef21', 'ef21_stepsize',
+            'ef21_w', 'CommStats', 'Ledger', 'rqm']

@@ -113,6 +113,14 @@ def _count(k, ratio, d, name) -> int:
   return min(d, max(1, int(math.ceil(ratio * d))))
 
 
+def _check_count(k, ratio, name):
+  if (k is None) == (ratio is None):
+    raise ValueError(f'{name}: give exactly one of k or ratio')
+  if k is not None and (not isinstance(k, (int, np.integer)) or k < 1):
+    raise ValueError(f'{name}: k must be a positive integer, got {k!r}')
+  _check_ratio(ratio, name)
+
+
 def _check_ratio(ratio, name):
   if ratio is not None and not (0 < ratio <= 1 and math.isfinite(ratio)):
     raise ValueError(f'{name}: ratio must be in (0, 1], got {ratio!r}')
@@ -190,7 +198,7 @@ def top_k(k: int | None = None, *, ratio: float | None = None) -> Compressor:
   Returns:
     A :class:`Compressor` sending k values (x.dtype) and k indices (:func:`index_dtype`).
   """
-  _check_ratio(ratio, 'top_k')
+  _check_count(k, ratio, 'top_k')
   name = 'top_k'
 
   def kk(shape):
@@ -236,7 +244,7 @@ def random_k(k: int | None = None, *, ratio: float | None = None, scale: bool = 
     ratio: density, k = ceil(ratio * d).
     scale: multiply by d/k (unbiased); False gives the contractive, biased rand-k (alpha = k/d).
   """
-  _check_ratio(ratio, 'random_k')
+  _check_count(k, ratio, 'random_k')
 
   def kk(shape):
     return _count(k, ratio, _size(shape), 'random_k')
