@@ -8,12 +8,13 @@ from decentral.aggregate import (AggregateState, StatefulRule, aggregate, get_ru
                                  rules)
 from decentral.topology import Topology, circulant, complete, gossip, ring, spectral_gap
 # Robust aggregation, attacks, more graphs, D-SGD and MoNNA (issue 4).
-from decentral import attacks, dsgd as dsgd_lib, preaggregation, robust
+from decentral import attacks, preaggregation, robust
 from decentral.attacks import (a_little_is_enough, byzantine, fall_of_empires, flip_labels, gaussian, get_attack,
                                infinite, inject, inner_product_manipulation, label_flipping, mimic, not_a_number,
                                optimal_a_little_is_enough, optimal_inner_product_manipulation, replace_faulty,
                                sign_flipping, strongest)
-from decentral.dsgd import dsgd, gossip_step, monna, robust_dsgd, robust_gossip
+from decentral.dsgd import (dsgd, gossip_step, honest_pivot_mean, monna, nearest_to_self, optimal_attack_for,
+                            robust_dsgd, robust_gossip)
 from decentral.preaggregation import (arc, arc_then, bucketing, bucketing_then, clipping, nnm, nnm_then,
                                       preaggregated)
 from decentral.robust import (centered_clipping, flag_aggregator, geometric_median, krum, median, multi_krum,
@@ -27,7 +28,7 @@ __all__ = ['axis', 'compression', 'ledger', 'AggregateState', 'StatefulRule', 'a
            'flip_labels', 'gaussian', 'get_attack', 'infinite', 'inject', 'inner_product_manipulation',
            'label_flipping', 'mimic', 'not_a_number', 'optimal_a_little_is_enough',
            'optimal_inner_product_manipulation', 'replace_faulty', 'sign_flipping', 'strongest', 'dsgd',
-           'gossip_step', 'monna', 'robust_dsgd', 'robust_gossip', 'arc', 'arc_then', 'bucketing', 'bucketing_then',
+           'gossip_step', 'honest_pivot_mean', 'monna', 'nearest_to_self', 'optimal_attack_for', 'robust_dsgd', 'robust_gossip', 'arc', 'arc_then', 'bucketing', 'bucketing_then',
            'clipping', 'nnm', 'nnm_then', 'preaggregated', 'centered_clipping', 'flag_aggregator',
            'geometric_median', 'krum', 'median', 'multi_krum', 'multi_metrics', 'nearest_neighbour_average',
            'sybilwall', 'trimmed_mean', 'barabasi_albert', 'erdos_renyi', 'exponential', 'from_adjacency',

@@ -178,6 +178,8 @@ def line_maximize(objective: Callable[[jax.Array], jax.Array], *, evals: int = 2
     raise ValueError('line_maximize: delta must be nonzero')
   x0 = jnp.asarray(start, jnp.result_type(float))
   y0 = objective(x0)
+  # Give the carry y0's type (under shard_map it varies over the worker axis) by a data dependence on it.
+  x0 = jnp.where(jnp.isnan(y0) & False, y0, x0).astype(x0.dtype)
 
   def body(_, carry):
     best_x, best_y, step, expanding = carry
@@ -187,7 +189,7 @@ def line_maximize(objective: Callable[[jax.Array], jax.Array], *, evals: int = 2
     step = jnp.where(expanding & better, 2.0 * step, ratio * step)
     return (jnp.where(better, prop, best_x), jnp.where(better, y, best_y), step, expanding & better)
 
-  init = (x0, y0, jnp.asarray(delta, x0.dtype), jnp.asarray(True))
+  init = (x0, y0, x0 * 0 + delta, x0 == x0)
   return lax.fori_loop(0, evals - 1, body, init)[0]
 
 

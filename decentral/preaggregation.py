@@ -94,7 +94,8 @@ def bucketing(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, s: i
   position = jnp.arange(n)
   bucket = position // s
   sizes = jnp.minimum(s, n - s * jnp.arange(buckets))
-  mixing = jnp.zeros((buckets, n), jnp.float32).at[bucket, perm].set(1.0 / sizes[bucket])
+  dtype = robust.compute_dtype(jax.tree.leaves(stacked)[0])
+  mixing = jnp.zeros((buckets, n), dtype).at[bucket, perm].set(1.0 / sizes[bucket].astype(dtype))
   return robust.combine(stacked, mixing)
 
 
