@@ -147,4 +147,4 @@ def adabelief(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2:
   return optax.chain(*steps, optax.scale_by_learning_rate(learning_rate))
 
 
-registry.register('adabelief', adabelief, learning_rate=3e-3)
+registry.register('adabelief', adabelief, learning_rate=1e-2)

@@ -153,4 +153,4 @@ def coordinate_clip_sgd(learning_rate: optax.ScalarOrSchedule, fraction: float =
       optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov))
 
 
-registry.register('coordinate_clip_sgd', coordinate_clip_sgd, learning_rate=0.05, fraction=0.01)
+registry.register('coordinate_clip_sgd', coordinate_clip_sgd, learning_rate=0.1, fraction=0.01)

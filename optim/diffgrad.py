@@ -132,4 +132,4 @@ def diffgrad(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: 
       optax.scale_by_learning_rate(learning_rate))
 
 
-registry.register('diffgrad', diffgrad, learning_rate=5e-3)
+registry.register('diffgrad', diffgrad, learning_rate=1e-2)
