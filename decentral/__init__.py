@@ -43,3 +43,11 @@ from decentral.privacy import rqm
 
 __all__ += ['dgc', 'error_feedback', 'fedzip', 'privacy', 'Compressor', 'scale_by_dgc', 'ef21', 'ef21_stepsize',
             'ef21_w', 'CommStats', 'Ledger', 'rqm']
+# Local SGD, EDiT, the event simulator and Just One Byte (issue 5, second half).
+from decentral import async_sim, edit, local_sgd, zeroth_order
+from decentral.edit import run_a_edit
+from decentral.local_sgd import diloco, sparseloco, streaming_diloco
+from decentral.zeroth_order import just_one_byte
+
+__all__ += ['async_sim', 'edit', 'local_sgd', 'zeroth_order', 'run_a_edit', 'diloco', 'sparseloco',
+            'streaming_diloco', 'just_one_byte']
