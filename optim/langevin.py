@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from optim import registry
@@ -45,7 +46,7 @@ def _check(name: str, value: Any, ok, expected: str) -> None:
   """Raises ``ValueError`` naming ``name`` unless ``ok(value)``; traced and scheduled values pass."""
   if isinstance(value, jax.core.Tracer) or callable(value):
     return
-  v = float(jnp.asarray(value))
+  v = float(np.asarray(value))
   if math.isnan(v) or not ok(v):
     raise ValueError(f'{name} must be {expected}, got {value!r}')
 
