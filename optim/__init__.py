@@ -17,6 +17,9 @@ from optim.lanczos import (LanczosResult, SpectralQuadrature, power_iteration, r
 from optim.newton_schulz import inverse_sqrt, orthogonalize, sqrt_and_inverse_sqrt, whiten
 from optim.langevin import add_langevin_noise, project_to_sphere, sgld
 from optim.averaging import averaged_params, averaged_second_moment, ema_params, swa, tail_average
+from optim.auon import auon, hybrid_auon, scale_by_auon, scale_by_hybrid_auon
+from optim.frugal import frugal, scale_by_frugal
+from optim.swan import scale_by_swan, swan
 
 from optim.diffgrad import diffgrad, scale_by_diffgrad
 from optim.adabelief import adabelief, scale_by_adabelief
@@ -31,6 +34,8 @@ __all__ += ['dense_matrix', 'flatten_matvec', 'gauss_newton_matvec', 'gnvp', 'he
             'per_example_grads', 'hutchinson_diagonal', 'hutchinson_trace', 'hutchpp_trace', 'LanczosResult',
             'SpectralQuadrature', 'power_iteration', 'ritz', 'slq', 'spectral_cdf', 'spectral_density',
             'tridiagonal', 'inverse_sqrt', 'orthogonalize', 'sqrt_and_inverse_sqrt', 'whiten']
+__all__ += ['auon', 'hybrid_auon', 'scale_by_auon', 'scale_by_hybrid_auon', 'frugal', 'scale_by_frugal',
+            'scale_by_swan', 'swan']
 __all__ += ['add_langevin_noise', 'project_to_sphere', 'sgld', 'averaged_params', 'averaged_second_moment',
             'ema_params', 'swa', 'tail_average']
 __all__ += ['diffgrad', 'scale_by_diffgrad', 'adabelief', 'scale_by_adabelief', 'adamp', 'scale_by_adamp', 'sgdp',

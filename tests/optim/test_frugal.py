@@ -1,0 +1,255 @@
+"""FRUGAL: the paper's steps by hand, the authors' trajectories, state proportional to density, digits."""
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from experiments.lib import data, models
+from optim import frugal, scale_by_frugal
+
+FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
+B1, B2, EPS = 0.9, 0.999, 1e-8
+
+
+def _problem(rng, shape):
+  x, y = rng.standard_normal((10, shape[0])), rng.standard_normal((10, shape[1]))
+  params = {'w': rng.standard_normal(shape), 'b': rng.standard_normal(shape[1])}
+
+  def grads(p):
+    r = x @ p['w'] + p['b'] - y
+    return {'w': x.T @ r, 'b': r.sum(0)}
+
+  return params, grads
+
+
+def _adam(g, m, v, t):
+  m = B1 * m + (1 - B1) * g
+  v = B2 * v + (1 - B2) * g ** 2
+  return (m / (1 - B1 ** t)) / (np.sqrt(v / (1 - B2 ** t)) + EPS), m, v
+
+
+def _run(tx, params, grads, steps):
+  """Our trajectory and the states after each step."""
+  p = jax.tree.map(jnp.asarray, params)
+  state = tx.init(p)
+  update = jax.jit(tx.update)
+  out = []
+  for _ in range(steps):
+    updates, state = update(jax.tree.map(jnp.asarray, grads(jax.tree.map(np.asarray, p))), state, p)
+    p = optax.apply_updates(p, updates)
+    out.append((jax.tree.map(np.asarray, p), state))
+  return out
+
+
+def test_svd_steps_by_hand(x64):
+  """GaLore subspace from the current gradient at steps 1 and 3, Adam reset there, signSGD on the rest."""
+  rng = np.random.default_rng(0)
+  params, grads = _problem(rng, (6, 4))  # rows >= cols: right projection, r = round(4 * 0.5) = 2
+  lr, wd, s_in, gap = 0.01, 0.01, 0.5, 2
+  ours = _run(frugal(lr, density=0.5, update_gap=gap, weight_decay=wd, inactive_lr_scale=s_in), params, grads, 4)
+  w, b = params['w'], params['b']
+  mb, vb = np.zeros(4), np.zeros(4)
+  for t in range(1, 5):
+    g = grads({'w': w, 'b': b})
+    if (t - 1) % gap == 0:
+      p = np.linalg.svd(g['w'], full_matrices=False)[2][:2]  # Vh[:r]
+      m, v, local = np.zeros((6, 2)), np.zeros((6, 2)), 0
+    local += 1
+    low = g['w'] @ p.T
+    a, m, v = _adam(low, m, v, local)
+    u = a @ p + s_in * np.sign(g['w'] - low @ p)
+    ab, mb, vb = _adam(g['b'], mb, vb, t)
+    w, b = w - lr * (u + wd * w), b - lr * (ab + wd * b)
+    np.testing.assert_allclose(ours[t - 1][0]['w'], w, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(ours[t - 1][0]['b'], b, rtol=1e-10, atol=1e-13)
+
+
+def test_columns_without_reset_by_hand(x64):
+  """Random columns (read back from the state), moments carried across refreshes, SGD on the rest."""
+  rng = np.random.default_rng(1)
+  params, grads = _problem(rng, (5, 8))
+  lr, s_in, s_p, gap = 0.01, 0.1, 2.0, 2
+  tx = frugal(lr, density=0.5, update_gap=gap, projection='columns', reset_statistics=False,
+              inactive_update_rule='sgd', inactive_lr_scale=s_in, proj_params_lr_scale=s_p, seed=3)
+  ours = _run(tx, params, grads, 4)
+  w, b = params['w'], params['b']
+  m, v = np.zeros((5, 4)), np.zeros((5, 4))  # int(8 * 0.5) = 4 columns
+  mb, vb = np.zeros(8), np.zeros(8)
+  chosen = []
+  for t in range(1, 5):
+    idx = np.asarray(ours[t - 1][1][0].projector['w'])
+    chosen.append(tuple(idx))
+    g = grads({'w': w, 'b': b})
+    a, m, v = _adam(g['w'][:, idx], m, v, t)
+    u = s_in * g['w']
+    u[:, idx] = a
+    ab, mb, vb = _adam(g['b'], mb, vb, t)
+    w, b = w - lr * s_p * u, b - lr * ab  # proj_params_lr_scale applies to projected leaves only
+    np.testing.assert_allclose(ours[t - 1][0]['w'], w, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(ours[t - 1][0]['b'], b, rtol=1e-10, atol=1e-13)
+  assert chosen[0] == chosen[1] and chosen[2] == chosen[3] and chosen[1] != chosen[2]
+  assert len(set(chosen[0])) == 4
+
+
+def _flax(name, x, leading=0):
+  return np.swapaxes(x, leading, leading + 1) if name.startswith('W') else x
+
+
+@pytest.mark.parametrize('fixture, kwargs', [
+    ('frugal_svd', dict(density=0.5, update_gap=5, inactive_lr_scale=0.5)),
+    ('frugal_svd_sgd', dict(density=0.5, update_gap=5, inactive_update_rule='sgd', inactive_lr_scale=0.1,
+                            proj_params_lr_scale=2.0, proj_side='reverse_std')),
+    ('frugal_blocks', dict(density=0.5, update_gap=4, projection='blocks', block_order='ascending',
+                           inactive_lr_scale=0.3)),
+])
+def test_matches_the_authors_trajectories(x64, fixture, kwargs):
+  """25 float64 steps of the authors' GaloreAdamW / BlockAdamW (fixtures/README.md), fed the same gradients."""
+  ref = np.load(FIXTURES / f'{fixture}.npz')
+  names = ['W1', 'W2', 'b', 's']
+  params = {k: jnp.asarray(_flax(k, ref[f'{k}/init'])) for k in names}
+  tx = frugal(0.01, weight_decay=0.01, **kwargs)
+  state = tx.init(params)
+  update = jax.jit(tx.update)
+  for t in range(ref['W1/grads'].shape[0]):
+    grads = {k: jnp.asarray(_flax(k, ref[f'{k}/grads'][t])) for k in names}
+    updates, state = update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    for k in names:
+      want = _flax(k, ref[f'{k}/params'][t])
+      assert np.max(np.abs(np.asarray(params[k]) - want)) <= 1e-10 * np.max(np.abs(want)), (k, t)
+
+
+def _bytes(tree):
+  return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree) if hasattr(x, 'dtype')
+             and not jnp.issubdtype(x.dtype, jax.dtypes.prng_key))
+
+
+@pytest.mark.parametrize('density', [0.25, 0.5, 1.0])
+def test_state_shrinks_with_density(density):
+  shapes = [(64, 32), (32, 64), (48, 48), (32, 32)]
+  params = {f'w{i}': jnp.zeros(s) for i, s in enumerate(shapes)}
+  adam = 2 * 4 * sum(s[0] * s[1] for s in shapes)  # Adam's two float32 moments
+  for projection in ('columns', 'svd', 'blocks'):
+    state = scale_by_frugal(density, projection=projection).init(params)
+    moments = _bytes((state.mu, state.nu, state.block_mu, state.block_nu))
+    if projection == 'blocks':  # the buffers hold the largest round(4 * density) tensors
+      largest = sorted((s[0] * s[1] for s in shapes), reverse=True)[:round(4 * density)]
+      assert moments == 2 * 4 * sum(largest)
+    else:
+      assert moments == density * adam  # every projected dimension here is a multiple of 4
+    extra = _bytes(state.projector)
+    if projection == 'svd':  # P is r x (projected dimension): r * min(m, n) numbers per matrix
+      assert extra == 4 * sum(round(min(s) * density) * min(s) for s in shapes)
+
+
+def test_full_density_columns_is_adam_and_zero_density_is_signsgd():
+  rng = np.random.default_rng(2)
+  params = {'w': jnp.asarray(rng.standard_normal((6, 5)), jnp.float32), 'b': jnp.zeros(5)}
+  grads = [jax.tree.map(lambda p, i=i: jnp.sin(p * (i + 1)) + 0.1 * i, params) for i in range(4)]
+  cases = [(frugal(1e-2, density=1.0, projection='columns', update_gap=100), optax.adam(1e-2)),
+           (frugal(1e-2, density=0.0), optax.chain(optax.partition(
+               {'sign': optax.chain(optax.scale_by_sign(), optax.scale(-1e-2)), 'adam': optax.adam(1e-2)},
+               {'w': 'sign', 'b': 'adam'})))]
+  for tx, ref in cases:
+    s, r = tx.init(params), ref.init(params)
+    update, ref_update = jax.jit(tx.update), jax.jit(ref.update)
+    for g in grads:
+      u, s = update(g, s, params)
+      v, r = ref_update(g, r, params)
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8), u, v)
+
+
+def test_random_projections_are_orthonormal_reproducible_and_refreshed():
+  params = {'w': jnp.zeros((12, 8))}
+  g = {'w': jax.random.normal(jax.random.key(0), (12, 8))}
+
+  update = jax.jit(scale_by_frugal(0.5, update_gap=2, projection='random').update)
+
+  def projectors(seed, steps=3):  # the seed only sets the key in the initial state
+    state, out = scale_by_frugal(0.5, update_gap=2, projection='random', seed=seed).init(params), []
+    for _ in range(steps):
+      _, state = update(g, state)
+      out.append(np.asarray(state.projector['w']))
+    return out
+
+  a, b, c = projectors(0), projectors(0), projectors(1)
+  np.testing.assert_allclose(a[0] @ a[0].T, np.eye(4), atol=1e-5)  # right side: 4 orthonormal rows
+  np.testing.assert_array_equal(a[0], b[0])
+  np.testing.assert_array_equal(a[0], a[1])  # kept within the interval, redrawn at step 3
+  assert not np.allclose(a[1], a[2]) and not np.allclose(a[0], c[0])
+
+
+def test_blocks_activate_a_fraction_of_the_tensors():
+  params = {f'w{i}': jnp.ones((4, 3)) * (i + 1) for i in range(4)}
+  g = jax.tree.map(lambda p: p - 2.5, params)
+  tx = frugal(1.0, density=0.5, update_gap=2, projection='blocks', inactive_lr_scale=0.5)
+  state, update = tx.init(params), jax.jit(tx.update)
+  active = []
+  for _ in range(4):
+    updates, state = update(g, state, params)
+    idx = set(np.asarray(state[0].active).tolist())
+    active.append(idx)
+    for i in range(4):
+      if i not in idx:  # inactive tensors take -lr * s_in * sign(g)
+        np.testing.assert_array_equal(updates[f'w{i}'], -0.5 * np.sign(np.asarray(g[f'w{i}'])))
+  assert all(len(a) == 2 for a in active) and active[0] == active[1] and active[2] == active[3]
+
+
+def test_variants_jit_once_and_keep_bf16():
+  params = {'w': jnp.ones((8, 6), jnp.bfloat16), 'v': jnp.ones((6, 8), jnp.bfloat16),
+            'conv': jnp.ones((3, 3, 2, 4), jnp.bfloat16), 's': jnp.asarray(1.0, jnp.bfloat16)}
+  g = jax.tree.map(lambda p: p * 0.1, params)
+  for projection in ('random', 'randperm', 'rows', 'blocks'):
+    tx = frugal(1e-2, projection=projection, update_gap=2)
+    traces = []
+
+    def step(state, tx=tx, traces=traces):
+      traces.append(1)
+      return tx.update(g, state, params)
+
+    step = jax.jit(step)
+    state = tx.init(params)
+    for _ in range(3):
+      updates, state = step(state)
+    assert len(traces) == 1
+    assert all(u.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(u, np.float32)))
+               for u in jax.tree.leaves(updates))
+
+
+@pytest.mark.parametrize('kwargs, name', [
+    ({'density': 1.5}, 'density'), ({'update_gap': 0}, 'update_gap'), ({'projection': 'qr'}, 'projection'),
+    ({'inactive_update_rule': 'adam'}, 'inactive_update_rule'), ({'b2': 1.0}, 'b2'),
+    ({'proj_side': 'full'}, 'proj_side')])
+def test_rejects_bad_hyperparameters(kwargs, name):
+  with pytest.raises(ValueError, match=name):
+    frugal(1e-3, **kwargs)
+
+
+def test_rejects_projecting_a_non_matrix():
+  tx = frugal(1e-3, projected=lambda p: jax.tree.map(lambda x: True, p))
+  with pytest.raises(ValueError, match='projects matrices only'):
+    tx.init({'w': jnp.ones((2, 2)), 'b': jnp.ones(2)})
+
+
+def test_trains_an_mlp_on_digits():
+  ds = data.load_digits()
+  net = models.MLP(hidden=(32,))
+  params = net.init(jax.random.key(0), ds.x_train[:1])
+  tx = frugal(1e-2, update_gap=50)
+  state = tx.init(params)
+
+  @jax.jit
+  def step(params, state, x, y):
+    loss, grads = jax.value_and_grad(lambda p: models.cross_entropy(net.apply(p, x), y))(params)
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state, loss
+
+  for t in range(150):
+    idx = data.batch_indices(len(ds.x_train), 64, t)
+    params, state, _ = step(params, state, ds.x_train[idx], ds.y_train[idx])
+  assert float(models.cross_entropy(net.apply(params, ds.x_train), ds.y_train)) < 0.25
+  assert float(jnp.mean(jnp.argmax(net.apply(params, ds.x_test), -1) == ds.y_test)) > 0.93
