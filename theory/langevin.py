@@ -206,11 +206,11 @@ def oracle_overlap(key: jax.Array, d: int, n: float, k: int, model: str = 'tenso
 @_float64
 def sweep(k: int, model: str = 'tensor', dims: Sequence[int] = (8, 12, 16, 24), ratios: Sequence[float] = (
     0.1, 0.3, 1, 3, 10, 30), seeds: int = 4, eps_scale: float = 0.25, h_scale: float = 0.5,
-          time_scale: float = 50.0, simulate: bool = True) -> dict[str, Any]:
+          time_scale: float = 50.0) -> dict[str, Any]:
   """Overlap of the last iterate, the averaged iterate and the oracle against ``n = ratio * d^2``.
 
   ``eps = eps_scale * d``, ``h = h_scale / d``, run for time ``time_scale * d`` (``time_scale * d^2 /
-  h_scale`` steps), half of it burn-in. The theory asks for ``T >~ d^k / eps^2 = d^{k-2} / eps_scale^2``.
+  h_scale`` steps), half of it burn-in; the seeds run under ``vmap``. The theory asks for ``T >~ d^k / eps^2 = d^{k-2} / eps_scale^2``.
 
   Returns:
     Arrays ``[len(dims), len(ratios), seeds]`` of overlaps (``last``, ``average``, ``oracle``,
@@ -225,16 +225,12 @@ def sweep(k: int, model: str = 'tensor', dims: Sequence[int] = (8, 12, 16, 24), 
     steps = int(time_scale * d * d / h_scale)
     for j, ratio in enumerate(ratios):
       n = ratio * d * d
-      run = jax.jit(lambda key, s: run_langevin(make(key, d, n, k), k, eps=eps_scale * d, h=h_scale / d,
-                                                steps=steps, burn_in=steps // 2, seed=s))
-      for s in range(seeds):
-        key = jax.random.key(1000 * i + 10 * j + s)
-        if simulate:
-          out = run(key, s)
-          for name in res:
-            res[name][i, j, s] = float(out[name])
-        else:
-          res['oracle'][i, j, s] = float(oracle_overlap(key, d, n, k, model))
+      run = jax.jit(jax.vmap(lambda s: run_langevin(
+          make(jax.random.fold_in(jax.random.key(1000 * i + 10 * j), s), d, n, k), k, eps=eps_scale * d,
+          h=h_scale / d, steps=steps, burn_in=steps // 2, seed=s)))
+      out = run(jnp.arange(seeds))
+      for name in res:
+        res[name][i, j] = np.asarray(out[name])
   res.update(dims=np.array(dims), ratios=np.array(ratios),
              n=np.array([[r * d * d for r in ratios] for d in dims]), k=k, model=model)
   return res

@@ -306,7 +306,7 @@ def simulate_contraction(jacobian: np.ndarray, m: np.ndarray, h: float, method: 
   for k in range(steps):
     e = t @ e
     ratios[k] = np.linalg.norm(half @ e, axis=0)
-    e /= ratios[k]  # renormalise: the ratios are scale-free and unstable runs stay finite
+    e /= np.where(ratios[k] > 0, ratios[k], 1.0)  # renormalise: ratios are scale-free, unstable runs stay finite
   return {'ratios': ratios.T, 'max_ratio': float(ratios.max()),
           'rate': float(np.median(np.exp(np.mean(np.log(np.maximum(ratios, 1e-300)), axis=0))))}
 

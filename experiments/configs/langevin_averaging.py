@@ -11,19 +11,19 @@ def get_config(preset: str = ''):
   c.seeds = 4
   c.eps_scale = 0.25                  # eps = eps_scale * d
   c.h_scale = 0.5                     # h = h_scale / d
-  c.time_scale = 50.0                 # run for time time_scale * d (half burn-in)
+  c.time_scale = 20.0                 # run for time time_scale * d (half burn-in)
   c.oracle_dims = (8, 16, 32, 48)     # the closed-form oracle, many seeds, for the threshold exponent
   c.oracle_ratios = 15
   c.oracle_seeds = 16
   c.trace_dim = 16
   c.trace_ratio = 10.0
   if preset == 'smoke':
-    c.problems = 'tensor:3,single_index:4'
+    c.problems = 'tensor:3'
     c.dims = (6, 8)
     c.ratios = (1.0, 10.0)
     c.seeds = 1
     c.time_scale = 4.0
-    c.oracle_dims = (6, 8, 12)
+    c.oracle_dims = (6, 8)
     c.oracle_ratios = 4
     c.oracle_seeds = 2
     c.trace_dim = 8
