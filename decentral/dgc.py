@@ -116,8 +116,25 @@ def _plan(size, density, densities, sample_ratio):
   return _Plan(size, stride, num, ks, kss)
 
 
+def _kth_largest(imp, k):
+  """The k-th largest of the non-negative float32 ``imp``: bisection on the float bits (monotone for x >= 0).
+
+  32 passes of a count over the entries, far cheaper than ``lax.top_k`` with a large k on CPU.
+  """
+  bits = lax.bitcast_convert_type(imp, jnp.int32)
+
+  def body(_, lohi):
+    lo, hi = lohi
+    mid = lo + (hi - lo + 1) // 2
+    ok = jnp.sum(bits >= mid) >= k
+    return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid - 1)
+
+  lo, _ = lax.fori_loop(0, 32, body, (jnp.zeros_like(bits[0]), jnp.max(bits)))
+  return lax.bitcast_convert_type(lo, jnp.float32)
+
+
 def _select(v, plan, stage, key):
-  """Indices (k_max slots) and validity of the entries DGC sends from the flat velocity ``v``."""
+  """Which entries of the flat velocity ``v`` DGC sends: (mask over the entries, number sent <= k)."""
   imp = jnp.abs(v.astype(jnp.float32))
   k = jnp.asarray(plan.k, jnp.int32)[stage]
   ks = jnp.asarray(plan.k_samples, jnp.int32)[stage]
@@ -143,13 +160,20 @@ def _select(v, plan, stage, key):
       return thr, done, exact
 
     thr, _, exact = lax.fori_loop(0, _ADAPT_ITERS, adapt, (thr, false, exact))
+    # Exact top-k when more than 1.3 k entries pass: the entries >= the k-th largest magnitude.
+    thr = jnp.where(exact, _kth_largest(imp, k), thr)
   passing = imp >= thr
-  by_threshold = jnp.nonzero(passing, size=plan.k_max, fill_value=0)[0]
-  by_top_k = lax.top_k(imp, plan.k_max)[1]
-  idx = jnp.where(exact, by_top_k, by_threshold).astype(jnp.int32)
-  n_sent = jnp.where(exact, k, jnp.minimum(jnp.sum(passing), k))
-  valid = jnp.arange(plan.k_max) < n_sent
-  return idx, valid, n_sent
+  # At most k are sent, the first ones in index order (the code's indices[:num_selects]).
+  keep = passing & (jnp.cumsum(passing) <= k)
+  return keep, jnp.minimum(jnp.sum(passing), k)
+
+
+def _slots(keep, k_max):
+  """The kept entries' indices in k_max slots (index order) and the slots' validity: the sparse payload."""
+  pos = jnp.cumsum(keep) - 1
+  slots = jnp.zeros(k_max, jnp.int32).at[jnp.where(keep, pos, k_max)].set(
+      jnp.arange(keep.shape[0], dtype=jnp.int32), mode='drop')
+  return slots, jnp.arange(k_max) < jnp.sum(keep)
 
 
 def _index_bytes(index_dtype, size):
@@ -162,7 +186,8 @@ def scale_by_dgc(density: float = 0.001, momentum: float = 0.9, *, axis_name: st
                  clip_norm: float | None = None, momentum_correction: bool = True,
                  momentum_masking: bool = True, warmup_epochs: int = 0, steps_per_epoch: int = 1,
                  warmup: str = 'paper', sample_ratio: float = 0.01, min_ndim: int = 2,
-                 index_dtype: str = 'auto', seed: int = 0) -> optax.GradientTransformation:
+                 index_dtype: str = 'auto', mode: str = 'gather', seed: int = 0
+                 ) -> optax.GradientTransformation:
   """Deep Gradient Compression: the sparse, momentum-corrected direction averaged over ``axis_name``.
 
   See the module docstring for the update. Chain with ``optax.scale_by_learning_rate`` (plain SGD; the
@@ -184,6 +209,9 @@ def scale_by_dgc(density: float = 0.001, momentum: float = 0.9, *, axis_name: st
     sample_ratio: fraction of entries sampled for the threshold (the code clamps it to [0.01, 1]).
     min_ndim: leaves with at least this many dimensions are compressed; the others go dense.
     index_dtype: 'auto', 'int32' or 'int64': how indices are counted in the bytes sent.
+    mode: 'gather' all-gathers every worker's (values, indices) payload and scatters them (what a network
+      moves); 'psum' averages the sparsified velocities densely (the same numbers up to summation order,
+      cheaper when simulating many workers under vmap). The bytes counted are the payload's either way.
     seed: seeds the sample offsets.
 
   Returns:
@@ -215,6 +243,8 @@ def scale_by_dgc(density: float = 0.001, momentum: float = 0.9, *, axis_name: st
     raise ValueError(f'sample_ratio must be in (0, 1], got {sample_ratio!r}')
   if index_dtype not in ('auto', 'int32', 'int64'):
     raise ValueError(f"index_dtype must be 'auto', 'int32' or 'int64', got {index_dtype!r}")
+  if mode not in ('gather', 'psum'):
+    raise ValueError(f"mode must be 'gather' or 'psum', got {mode!r}")
   if not isinstance(axis_name, str):
     raise TypeError(f'axis_name must be a string, got {axis_name!r}')
   densities = warmup_densities(density, warmup_epochs, warmup)
@@ -258,16 +288,20 @@ def scale_by_dgc(density: float = 0.001, momentum: float = 0.9, *, axis_name: st
         v32 = v32 + g32
       plan = _plan(g.size, density, densities, sample_ratio)
       flat_v = v32.reshape(-1)
-      idx, valid, n_sent = _select(flat_v, plan, stage, jax.random.fold_in(key, i))
-      values = jnp.where(valid, flat_v[idx], 0.0).astype(g.dtype)
-      sent_mask = jnp.zeros(g.size, bool).at[idx].max(valid).reshape(g.shape)
+      keep, n_sent = _select(flat_v, plan, stage, jax.random.fold_in(key, i))
+      sent_mask = keep.reshape(g.shape)
+      if mode == 'psum':  # the same numbers as decoding every payload; cheaper when simulating under vmap
+        agg = lax.pmean(jnp.where(sent_mask, v32, 0.0).astype(g.dtype).astype(jnp.float32), axis_name)
+      else:  # what a network moves: every worker's (values, indices), scattered and averaged
+        idx, valid = _slots(keep, plan.k_max)
+        values = jnp.where(valid, flat_v[idx], 0.0).astype(g.dtype)
+        all_values = lax.all_gather(values, axis_name).astype(jnp.float32)
+        all_idx = lax.all_gather(idx, axis_name)
+        agg = (jnp.zeros(g.size, jnp.float32).at[all_idx.reshape(-1)].add(all_values.reshape(-1)) / n
+               ).reshape(g.shape)
       v32 = jnp.where(sent_mask, 0.0, v32)
       if momentum_correction and momentum_masking:
         u32 = jnp.where(sent_mask, 0.0, u32)
-      all_values = lax.all_gather(values, axis_name).astype(jnp.float32)
-      all_idx = lax.all_gather(idx, axis_name)
-      agg = (jnp.zeros(g.size, jnp.float32).at[all_idx.reshape(-1)].add(all_values.reshape(-1)) / n
-             ).reshape(g.shape)
       if not momentum_correction:  # Eq. 7 baseline: momentum on the aggregated sparse gradient
         u32, agg = _momentum(u32, agg, m, nesterov)
       outs.append(agg.astype(g.dtype)), new_u.append(u32.astype(u.dtype)), new_v.append(v32.astype(v.dtype))
