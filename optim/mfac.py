@@ -20,17 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from optim import registry
+from optim import _checks, registry
 
 PyTree = Any
 _HIGHEST = jax.lax.Precision.HIGHEST  # the authors disable TF32 for the same reason
-
-
-def _check(name: str, value: Any, ok, expected: str) -> None:
-  if not isinstance(value, jax.core.Tracer):
-    v = float(np.asarray(value))
-    if not (np.isfinite(v) and ok(v)):
-      raise ValueError(f'{name} must be {expected}, got {value!r}')
 
 
 def _window_size(num_grads: Any) -> int:
@@ -135,7 +128,7 @@ def scale_by_mfac(num_grads: int = 1024, damping: float = 1e-5, dtype: Any = Non
     [1.33333, 0.0]
   """
   m = _window_size(num_grads) if not isinstance(num_grads, jax.core.Tracer) else None
-  _check('damping', damping, lambda v: v > 0, 'positive and finite')
+  _checks.check('damping', damping, lambda v: v > 0, 'finite and > 0')
 
   def init_fn(params):
     size = m if m is not None else _window_size(num_grads)
@@ -146,9 +139,7 @@ def scale_by_mfac(num_grads: int = 1024, damping: float = 1e-5, dtype: Any = Non
 
   def update_fn(updates, state, params=None):
     del params
-    if jax.tree.structure(updates) != jax.tree.structure(state.grads):
-      raise ValueError(f'mfac: the updates tree {jax.tree.structure(updates)} does not match the tree the '
-                       f'state was initialised with {jax.tree.structure(state.grads)}')
+    _checks.same_structure(updates, jax.tree.map(lambda w: w[0], state.grads), 'mfac')
     size = state.gram.shape[0]  # from the state, so inject_hyperparams may trace num_grads
     slot = state.count % size
     window = jax.tree.map(
@@ -192,19 +183,19 @@ def mfac(learning_rate: optax.ScalarOrSchedule, num_grads: int = 1024, damping: 
     >>> loss = lambda p: jnp.sum(jnp.array([1.0, 4.0]) * p ** 2)
     >>> params = jnp.array([1.0, 1.0])
     >>> tx = mfac(1.0, num_grads=4, damping=1.0)
+    >>> step = jax.jit(lambda p, s: tx.update(jax.grad(loss)(p), s, p))
     >>> state = tx.init(params)
     >>> for _ in range(20):
-    ...   updates, state = tx.update(jax.grad(loss)(params), state, params)
+    ...   updates, state = step(params, state)
     ...   params = optax.apply_updates(params, updates)
     >>> bool(loss(params) < 0.05)
     True
 
   arXiv 2107.03356.
   """
-  _check('weight_decay', weight_decay, lambda v: v >= 0, 'non-negative')
-  _check('momentum', momentum, lambda v: 0 <= v < 1, 'in [0, 1)')
-  if not callable(learning_rate):
-    _check('learning_rate', learning_rate, lambda v: v >= 0, 'non-negative')
+  _checks.non_negative('weight_decay', weight_decay)
+  _checks.decay_rate('momentum', momentum)
+  _checks.non_negative('learning_rate', learning_rate)
   parts = [optax.add_decayed_weights(weight_decay), scale_by_mfac(num_grads, damping, dtype)]
   # A Python 0 skips the EMA (no state, as the authors' code); an array (inject_hyperparams) always keeps it.
   if not (isinstance(momentum, numbers.Number) and momentum == 0):

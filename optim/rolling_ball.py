@@ -11,19 +11,11 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from optim import registry
+from optim import _checks, registry
 
 PyTree = Any
-
-
-def _check(name: str, value: Any, ok, expected: str) -> None:
-  if not isinstance(value, jax.core.Tracer) and not callable(value):
-    v = float(np.asarray(value))
-    if not (np.isfinite(v) and ok(v)):
-      raise ValueError(f'{name} must be {expected}, got {value!r}')
 
 
 def _sq_norm(tree: PyTree, dtype) -> jax.Array:
@@ -88,10 +80,10 @@ def scale_by_rolling_ball(learning_rate: optax.ScalarOrSchedule, radius: float =
     A ``GradientTransformationExtraArgs`` whose ``update`` needs ``params`` and
     ``value_and_grad_fn=`` (params -> (loss, grads) on the *current* batch).
   """
-  _check('radius', radius, lambda v: v >= 0, 'non-negative')
-  _check('projection_step_size', projection_step_size, lambda v: v > 0, 'positive')
-  _check('num_projection_steps', num_projection_steps, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
-  _check('learning_rate', learning_rate, lambda v: v >= 0, 'non-negative')
+  _checks.non_negative('radius', radius)
+  _checks.check('projection_step_size', projection_step_size, lambda v: v > 0, 'finite and > 0')
+  _checks.check('num_projection_steps', num_projection_steps, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
+  _checks.non_negative('learning_rate', learning_rate)
 
   def init_fn(params):
     del params
@@ -101,9 +93,7 @@ def scale_by_rolling_ball(learning_rate: optax.ScalarOrSchedule, radius: float =
     del unused
     if params is None or value_and_grad_fn is None:
       raise ValueError('rolling_ball needs params and value_and_grad_fn=(params -> (loss, grads))')
-    if jax.tree.structure(updates) != jax.tree.structure(params):
-      raise ValueError(f'rolling_ball: the updates tree {jax.tree.structure(updates)} does not match the '
-                       f'params tree {jax.tree.structure(params)}')
+    _checks.same_structure(updates, params, 'rolling_ball')
     eta = learning_rate(state.count) if callable(learning_rate) else learning_rate
     # Only the value is used: under jit the gradient half of this call is dead code.
     value = value_and_grad_fn(params)[0]
@@ -156,10 +146,10 @@ def rolling_ball(learning_rate: optax.ScalarOrSchedule, radius: float = 0.5, pro
     >>> loss = lambda p: jnp.sum((p - 1.0) ** 2)
     >>> params = jnp.zeros(3)
     >>> tx = rolling_ball(0.1, radius=0.1, projection_step_size=0.2, num_projection_steps=20)
+    >>> step = jax.jit(lambda p, s: tx.update(jax.grad(loss)(p), s, p, value_and_grad_fn=jax.value_and_grad(loss)))
     >>> state = tx.init(params)
     >>> for _ in range(30):
-    ...   updates, state = tx.update(jax.grad(loss)(params), state, params,
-    ...                              value_and_grad_fn=jax.value_and_grad(loss))
+    ...   updates, state = step(params, state)
     ...   params = optax.apply_updates(params, updates)
     >>> bool(loss(params) < 1e-3)
     True

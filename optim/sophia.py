@@ -21,7 +21,6 @@ probes from a key split in its state (the paper and the authors' Levanter use Ga
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Any, Callable, NamedTuple
 
@@ -29,31 +28,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optim import curvature, estimators, registry
+from optim import _checks, curvature, estimators, registry
 
 PyTree = Any
 
 
-def _is_concrete(value: Any) -> bool:
-  return not isinstance(value, jax.core.Tracer) and not callable(value)
-
-
-def _check(name: str, value: Any, ok: Callable[[float], bool], expected: str) -> None:
-  """Raises ``ValueError`` naming ``name`` unless ``ok(value)``; traced values (inject_hyperparams) pass."""
-  if _is_concrete(value):
-    v = float(jnp.asarray(value))
-    if not (jnp.isfinite(v) and ok(v)):
-      raise ValueError(f'{name} must be {expected}, got {value!r}')
-
-
 def _check_interval(update_interval: Any) -> None:
-  _check('update_interval', update_interval, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
-
-
-def _check_tree(updates: PyTree, reference: PyTree, what: str) -> None:
-  if jax.tree.structure(updates) != jax.tree.structure(reference):
-    raise ValueError(f'{what}: the updates tree {jax.tree.structure(updates)} does not match the tree the '
-                     f'state was initialised with {jax.tree.structure(reference)}')
+  _checks.check('update_interval', update_interval, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
 
 
 # Estimators.
@@ -235,10 +216,10 @@ def scale_by_sophia(estimator: optax.GradientTransformation, b1: float = 0.965, 
   Returns:
     A ``GradientTransformationExtraArgs``.
   """
-  for name, value in (('b1', b1), ('b2', b2)):
-    _check(name, value, lambda v: 0 <= v < 1, 'in [0, 1)')
-  _check('gamma', gamma, lambda v: v > 0, 'positive')
-  _check('eps', eps, lambda v: v >= 0, 'non-negative')
+  _checks.decay_rate('b1', b1)
+  _checks.decay_rate('b2', b2)
+  _checks.check('gamma', gamma, lambda v: v > 0, 'finite and > 0')
+  _checks.non_negative('eps', eps)
   _check_interval(update_interval)
   estimator = optax.with_extra_args_support(estimator)
 
@@ -252,8 +233,8 @@ def scale_by_sophia(estimator: optax.GradientTransformation, b1: float = 0.965, 
   def update_fn(updates, state, params=None, **oracles):
     if params is None:
       raise ValueError('sophia needs params in update() for its curvature estimate')
-    _check_tree(updates, state.mu, 'sophia')
-    _check_tree(params, state.mu, 'sophia (params)')
+    _checks.same_structure(updates, state.mu, 'sophia')
+    _checks.same_structure(params, state.mu, 'sophia (params)')
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
 
     def refresh(hessian, estimator_state):
@@ -278,9 +259,8 @@ def scale_by_sophia(estimator: optax.GradientTransformation, b1: float = 0.965, 
 
 def _sophia(estimator, learning_rate, b1, b2, gamma, eps, weight_decay, weight_decay_mask, update_interval,
             mu_dtype):
-  _check('weight_decay', weight_decay, lambda v: v >= 0, 'non-negative')
-  if not callable(learning_rate):
-    _check('learning_rate', learning_rate, lambda v: v >= 0, 'non-negative')
+  _checks.non_negative('weight_decay', weight_decay)
+  _checks.non_negative('learning_rate', learning_rate)
   return optax.chain(
       scale_by_sophia(estimator, b1, b2, gamma, eps, update_interval, mu_dtype),
       optax.add_decayed_weights(weight_decay, weight_decay_mask),
@@ -325,9 +305,10 @@ def sophia_h(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float
     >>> loss = lambda p: jnp.sum(jnp.array([1.0, 10.0]) * p ** 2)
     >>> params = jnp.array([1.0, 1.0])
     >>> tx = sophia_h(0.02, gamma=1.0)
+    >>> step = jax.jit(lambda p, s: tx.update(jax.grad(loss)(p), s, p, obj_fn=loss))
     >>> state = tx.init(params)
     >>> for _ in range(100):
-    ...   updates, state = tx.update(jax.grad(loss)(params), state, params, obj_fn=loss)
+    ...   updates, state = step(params, state)
     ...   params = optax.apply_updates(params, updates)
     >>> bool(loss(params) < 0.1)
     True
@@ -378,9 +359,10 @@ def sophia_g(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float
     >>> loss = lambda w: optax.softmax_cross_entropy_with_integer_labels(logits_fn(w), y).mean()
     >>> w = jnp.zeros((4, 3))
     >>> tx = sophia_g(0.1, weight_decay=0.0)
+    >>> step = jax.jit(lambda w, s: tx.update(jax.grad(loss)(w), s, w, logits_fn=logits_fn))
     >>> state = tx.init(w)
     >>> for _ in range(50):
-    ...   updates, state = tx.update(jax.grad(loss)(w), state, w, logits_fn=logits_fn)
+    ...   updates, state = step(w, state)
     ...   w = optax.apply_updates(w, updates)
     >>> bool(loss(w) < 0.5)
     True
