@@ -55,6 +55,8 @@ def project_radial(update: jax.Array, grad: jax.Array, param: jax.Array, delta: 
   rows = tuple(i for i in range(w.ndim) if i != axis)
   # Four row sums in one pass; the layer view's sums are their totals.
   ww, gg, gw, wu = (jnp.sum(a * b, axis=rows, keepdims=True) for a, b in ((w, w), (g, g), (g, w), (w, u)))
+  # The barrier keeps XLA from rewriting the layer totals sum(row sums) as fresh passes over the tensors.
+  ww, gg, gw, wu = jax.lax.optimization_barrier((ww, gg, gw, wu))
 
   def cosine(gw, gg, ww):
     return jnp.abs(gw) / (jnp.maximum(jnp.sqrt(gg), eps) * jnp.maximum(jnp.sqrt(ww), eps))
