@@ -30,7 +30,11 @@ def top_fraction_threshold(tree: PyTree, fraction: float) -> jax.Array:
 
   Exact and jit-able with a traced ``fraction``: a binary search over the bit patterns of ``|x|`` (monotone for
   non-negative floats), each probe one fused counting pass over the tree, so there is no sort and no
-  concatenation. 31 passes in float32 (and bf16/f16, searched as float32), 63 in float64.
+  concatenation. 31 passes in float32 (and bf16/f16, searched as float32), 63 in float64: far more reads than an
+  element-wise update, but on CPU 16x faster than ``lax.top_k`` or a sort of 10.5M coordinates (the research
+  code sorts all coordinates every step). ``k`` is computed in float64 for a concrete ``fraction``, in the leaves'
+  precision for a traced one (an off-by-one in ``k`` is possible above 2^24 coordinates in float32).
+  Non-finite entries count as the largest magnitudes and propagate.
 
   Args:
     tree: a pytree of float arrays.

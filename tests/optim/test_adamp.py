@@ -231,3 +231,16 @@ def test_needs_params_and_rejects_bad_arguments():
     adamp(1e-3, delta=-0.1)
   with pytest.raises(ValueError, match='momentum'):
     sgdp(0.1, momentum=1.0)
+
+
+@pytest.mark.parametrize('make', [lambda: adamp(1e-3, mu_dtype=jnp.bfloat16),
+                                  lambda: sgdp(0.1, momentum=0.9, mu_dtype=jnp.bfloat16)])
+def test_mu_dtype_and_bf16_parameters(make):
+  params = {'w': jnp.ones((4, 3), jnp.bfloat16), 'b': jnp.zeros(3, jnp.float32)}
+  tx = make()
+  state = tx.init(params)
+  for _ in range(2):
+    updates, state = tx.update(jax.tree.map(lambda p: jnp.ones_like(p) * 0.5, params), state, params)
+  assert updates['w'].dtype == jnp.bfloat16 and updates['b'].dtype == jnp.float32
+  first_moment = state[0].mu if hasattr(state[0], 'mu') else state[0].momentum
+  assert first_moment['b'].dtype == jnp.bfloat16  # stored in mu_dtype even for a float32 parameter

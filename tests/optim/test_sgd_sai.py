@@ -109,3 +109,12 @@ def test_normalize_divides_by_the_largest_gsnr_and_degenerate_blocks():
 def test_bad_hyperparameters_are_named(kwargs, name):
   with pytest.raises(ValueError, match=name):
     sgd_sai(1e-2, **kwargs)
+
+
+def test_mu_dtype_and_bf16_parameters():
+  params = {'w': jnp.ones((4, 3), jnp.bfloat16) * jnp.arange(3), 'b': jnp.arange(3.0)}
+  tx = sgd_sai(1e-2, mu_dtype=jnp.bfloat16)
+  state = tx.init(params)
+  updates, state = tx.update(params, state, params)
+  assert updates['w'].dtype == jnp.bfloat16 and updates['b'].dtype == jnp.float32
+  assert state[0].mu['b'].dtype == jnp.bfloat16 and state[0].gsnr['w'].dtype == jnp.float32
