@@ -198,7 +198,7 @@ def robust_dsgd(learning_rate: optax.ScalarOrSchedule, rule, *, f: int, axis_nam
   Returns:
     A ``GradientTransformation`` (needs ``params``).
   """
-  if not 0 <= momentum < 1:
+  if isinstance(momentum, (int, float)) and not 0 <= momentum < 1:  # a traced beta (batched configs) passes
     raise ValueError(f'momentum must be in [0, 1), got {momentum!r}')
   return optax.chain(optax.ema(momentum, debias=False), optax.scale_by_learning_rate(learning_rate),
                      robust_gossip(rule, axis_name=axis_name, f=f, attack=attack, topology=topology, center=center,

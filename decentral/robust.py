@@ -136,9 +136,33 @@ def _row_norms(rs):
 # Coordinate-wise rules.
 
 
-def _sorted_leaves(stacked):
-  """Each leaf sorted along the worker axis, NaN mapped to +inf first (so it sorts last)."""
-  return [jnp.sort(jnp.where(jnp.isnan(r), jnp.inf, r), axis=0) for r in rows(stacked)]
+SORT_ABOVE = 256  # workers; below, order statistics come from ranks (XLA's CPU sort is slow on a short axis)
+
+
+def _order_statistic_sums(stacked, ranges):
+  """Per leaf and per range [lo, hi): the sum over each coordinate of its sorted values of rank lo..hi-1.
+
+  NaN is mapped to +inf first (it sorts last). For n <= SORT_ABOVE the ranks are counted -- rank_i = #{j: x_j <
+  x_i} + #{j < i: x_j = x_i}, a permutation even with ties -- in a loop over i with O(n d) memory and O(n^2 d)
+  vectorised comparisons, 5-15x faster than ``jnp.sort`` along the worker axis on CPU for n <= 32; above, sort.
+  """
+  n = num_workers(stacked)
+  out = []
+  for r in rows(stacked):
+    r = jnp.where(jnp.isnan(r), jnp.inf, r)
+    if n > SORT_ABOVE:
+      s = jnp.sort(r, axis=0)
+      out.append([jnp.sum(s[lo:hi], axis=0) for lo, hi in ranges])
+      continue
+    index = jnp.arange(n)
+
+    def body(i, sums, r=r, index=index):
+      xi = r[i]
+      rank = jnp.sum((r < xi) | ((r == xi) & (index[:, None] < i)), axis=0)
+      return tuple(acc + jnp.where((rank >= lo) & (rank < hi), xi, 0) for acc, (lo, hi) in zip(sums, ranges))
+
+    out.append(list(lax.fori_loop(0, n, body, tuple(jnp.zeros_like(r[0]) for _ in ranges))))
+  return out
 
 
 def median(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree:
@@ -165,7 +189,8 @@ def median(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTr
   del key
   n = num_workers(stacked)
   check_f(f, n, 'median')
-  out = [(s[(n - 1) // 2] + s[n // 2]) / 2 for s in _sorted_leaves(stacked)]
+  lo, hi = (n - 1) // 2, n // 2
+  out = [(a + b) / 2 for a, b in _order_statistic_sums(stacked, [(lo, lo + 1), (hi, hi + 1)])]
   return unrows(out, stacked)
 
 
@@ -193,7 +218,7 @@ def trimmed_mean(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -
   del key
   n = num_workers(stacked)
   check_f(f, n, 'trimmed_mean')
-  out = [jnp.mean(s[f:n - f], axis=0) for s in _sorted_leaves(stacked)]
+  out = [total / (n - 2 * f) for (total,) in _order_statistic_sums(stacked, [(f, n - f)])]
   return unrows(out, stacked)
 
 

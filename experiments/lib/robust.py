@@ -1,0 +1,295 @@
+"""The robust-aggregation grid: every attack against every rule, n workers, f faulty, Dirichlet label skew.
+
+Two algorithms, both written per worker with collectives and run by ``decentral.axis.run`` (vmap here):
+
+- a robust rule R (mean, median, trimmed mean, Krum, geometric median, NNM + trimmed mean): every worker keeps
+  an EMA momentum of its gradients, the last f workers replace theirs by the attack, everyone aggregates with R
+  and steps -- ``chain(ema(beta), byzantine(attack), aggregate(R), sgd(lr))``, ByzFL's D-SGD with worker momentum;
+- MoNNA (beta in {0, 0.99}): each worker keeps its own model, the faulty ones send the attack on the honest
+  half-step models, everyone averages the n - f received models nearest to its own (``decentral.monna``).
+
+The grid is batched: for one (rule, f) every configuration (attack x alpha x beta) runs in one jitted
+``lax.scan`` over steps, vmapped over configurations, the attack picked by ``lax.switch`` on a per-configuration
+index (so all cheap attacks are evaluated once per step; the line-searched attacks get their own batch). Data
+stay on the device; each worker samples its batch from its Dirichlet shard inside the step.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+import decentral
+from decentral import axis
+from experiments.lib import data as data_lib
+from experiments.lib import models
+from experiments.lib import training
+
+CHEAP_ATTACKS = ('sign_flipping', 'inner_product_manipulation', 'a_little_is_enough', 'fall_of_empires', 'mimic',
+                 'gaussian', 'not_a_number', 'label_flipping')
+OPTIMAL_ATTACKS = {'optimal_alie': 'a_little_is_enough', 'optimal_ipm': 'inner_product_manipulation'}
+SERVER_RULES = {
+    'mean': decentral.mean,
+    'median': decentral.median,
+    'trimmed_mean': decentral.trimmed_mean,
+    'krum': decentral.krum,
+    'geometric_median': decentral.geometric_median,
+    'nnm+trimmed_mean': decentral.nnm_then(decentral.trimmed_mean),
+}
+
+
+def _split(config) -> list[str]:
+  return [s.strip() for s in str(config).split(',') if s.strip()]
+
+
+class Row(NamedTuple):
+  """One line of the table: an algorithm with its momentum values (MoNNA rows share one batch over beta)."""
+  rule: str
+  betas: tuple[float, ...]
+
+  def label(self, beta):
+    return f'monna(beta={beta:g})' if self.rule == 'monna' else self.rule
+
+
+def rows(config) -> list[Row]:
+  out = []
+  for name in _split(config.rules):
+    if name == 'monna':
+      out.append(Row('monna', tuple(float(b) for b in _split(config.monna_betas))))
+    elif name in SERVER_RULES:
+      out.append(Row(name, (float(config.momentum),)))
+    else:
+      raise ValueError(f'unknown rule {name!r}; known: monna, {", ".join(SERVER_RULES)}')
+  return out
+
+
+class Shards(NamedTuple):
+  table: np.ndarray   # (n, L) sample indices per worker, padded by repetition
+  count: np.ndarray   # (n,)
+
+
+def shards(labels: np.ndarray, n: int, f: int, alpha: float, seed: int) -> Shards:
+  """Dirichlet(alpha) label-skewed shards for the n - f honest workers; faulty worker j gets honest shard j mod
+  (n - f) (used only by label flipping, whose faulty workers train on flipped copies). Redraws the split
+  (seed, seed + 1, ...) until every honest worker has at least one sample."""
+  honest = n - f
+  for attempt in range(1000):
+    parts = data_lib.dirichlet_split(labels, honest, alpha, seed=seed * 1000 + attempt)
+    if min(len(p) for p in parts) > 0:
+      break
+  else:
+    raise ValueError(f'no Dirichlet({alpha}) split gives every one of {honest} workers a sample')
+  parts = parts + [parts[j % honest] for j in range(f)]
+  width = max(len(p) for p in parts)
+  table = np.stack([np.resize(p, width) for p in parts]).astype(np.int32)
+  return Shards(table, np.array([len(p) for p in parts], np.int32))
+
+
+def _attack_branches(names, rule_name, f):
+  """Functions (honest, key) -> attack vector for a lax.switch; label flipping sends its own (flag below)."""
+  branches = []
+  for name in names:
+    if name in OPTIMAL_ATTACKS:
+      if rule_name == 'monna':
+        attack = decentral.optimal_attack_for(decentral.nearest_to_self, OPTIMAL_ATTACKS[name], decentralized=True)
+      else:
+        attack = decentral.strongest(OPTIMAL_ATTACKS[name], SERVER_RULES[rule_name])
+    elif name == 'label_flipping':
+      attack = lambda honest, **kw: jax.tree.map(lambda x: jnp.zeros(x.shape[1:], x.dtype), honest)
+    else:
+      attack = decentral.get_attack(name)
+    branches.append(functools.partial(lambda a, honest, key: a(honest, f=f, key=key), attack))
+  return branches
+
+
+def _switch_attack(branches, index):
+  def attack(honest, *, f, key):
+    del f
+    if len(branches) == 1:
+      return branches[0](honest, key)
+    return lax.switch(index, branches, honest, key)
+  return attack
+
+
+def make_group_runner(model, dataset, *, rule_name, f, n, attack_names, config):
+  """A jitted function of the stacked configurations -> (final params per worker, loss curve)."""
+  lr, batch, steps = config.learning_rate, config.batch_size, config.steps
+  x_all, y_all = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
+  branches = _attack_branches(attack_names, rule_name, f) if f else []
+  flip_index = attack_names.index('label_flipping') if 'label_flipping' in attack_names else -1
+
+  def make_tx(beta, attack_index):
+    keep_own = attack_index == flip_index
+    attack = _switch_attack(branches, attack_index) if f else None
+    if rule_name == 'monna':
+      return decentral.monna(lr, f=f, axis_name='workers', beta=beta, attack=attack, keep_own=keep_own)
+    parts = [optax.ema(beta, debias=False)]
+    if f:
+      parts.append(decentral.byzantine(attack, axis_name='workers', f=f, keep_own=keep_own))
+    parts += [decentral.aggregate(SERVER_RULES[rule_name], axis_name='workers', f=f), optax.sgd(lr)]
+    return optax.chain(*parts)
+
+  def loss_fn(params, x, y):
+    return models.cross_entropy(model.apply(params, x), y)
+
+  def worker_step(params, opt_state, key, table, count, beta, attack_index):
+    i = axis.worker_index('workers')
+    idx = table[jax.random.randint(key, (batch,), 0, count)]
+    x, y = x_all[idx], y_all[idx]
+    flip = (i >= n - f) & (attack_index == flip_index)
+    y = jnp.where(flip, decentral.flip_labels(y, dataset.num_classes), y)
+    loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+    updates, opt_state = make_tx(beta, attack_index).update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  per_worker = axis.run(worker_step, n, in_axes=(0, 0, 0, 0, 0, None, None))
+
+  def run_config(params0, table, count, beta, attack_index, seed):
+    params = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), params0)
+    opt_state = axis.run(lambda p: make_tx(beta, attack_index).init(p), n)(params)
+
+    def body(carry, t):
+      params, opt_state = carry
+      keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), t), n)
+      params, opt_state, loss = per_worker(params, opt_state, keys, table, count, beta, attack_index)
+      return (params, opt_state), jnp.mean(loss[:n - f])
+
+    (params, _), curve = lax.scan(body, (params, opt_state), jnp.arange(steps))
+    return params, curve
+
+  return jax.jit(jax.vmap(run_config, in_axes=(None, 0, 0, 0, 0, None)))
+
+
+def _accuracy(model, params, dataset, honest):
+  """Test accuracy of each honest worker's model: (honest,)."""
+  apply = jax.jit(jax.vmap(lambda p: jnp.mean(jnp.argmax(model.apply(p, dataset.x_test), -1) == dataset.y_test)))
+  return np.asarray(apply(jax.tree.map(lambda p: p[:honest], params)))
+
+
+def run(config, workdir: str) -> list[dict]:
+  """Runs the whole grid; writes config.json, metrics.jsonl (one line per run), table.txt and heatmap.png."""
+  os.makedirs(workdir, exist_ok=True)
+  training.write_config(workdir, config)
+  ds = data_lib.load_mnist(config.data_dir, seed=config.seed) if config.data_dir else data_lib.load_digits(
+      seed=config.seed)
+  model = models.MLP(hidden=(config.hidden,), num_classes=ds.num_classes)
+  params0 = model.init(jax.random.key(config.seed), ds.x_train[:1])
+  n = config.num_workers
+  alphas = [float(a) for a in _split(config.alphas)]
+  path = os.path.join(workdir, 'metrics.jsonl')
+  open(path, 'w').close()
+  results, t_start = [], time.perf_counter()
+  attacks = _split(config.attacks)
+  for row in rows(config):
+    for f in [int(v) for v in _split(config.faults)]:
+      groups = [('none',)] if f == 0 else [g for g in (tuple(a for a in attacks if a not in OPTIMAL_ATTACKS),
+                                                       tuple(a for a in attacks if a in OPTIMAL_ATTACKS)) if g]
+      for names in groups:
+        results += _run_group(model, ds, params0, row, f, n, names, alphas, config, path)
+        print(f'[{time.perf_counter() - t_start:6.0f}s] {row.rule} f={f} {",".join(names)} done', flush=True)
+  with open(os.path.join(workdir, 'table.txt'), 'w') as fh:
+    fh.write(table(results) + '\n')
+  heatmap(results, os.path.join(workdir, 'heatmap.png'))
+  return results
+
+
+def _run_group(model, ds, params0, row, f, n, names, alphas, config, path):
+  configs = [(a, b, k) for a in alphas for b in row.betas for k in range(len(names))]
+  shard = {a: shards(ds.y_train, n, f, a, config.seed) for a in alphas}
+  width = max(s.table.shape[1] for s in shard.values())
+  padded = {a: np.stack([np.resize(r[:c], width) for r, c in zip(s.table, s.count)]) for a, s in shard.items()}
+  tables = np.stack([padded[a] for a, _, _ in configs])
+  counts = np.stack([shard[a].count for a, _, _ in configs])
+  betas = jnp.asarray([b for _, b, _ in configs], jnp.float32)
+  index = jnp.asarray([k for _, _, k in configs], jnp.int32)
+  runner = make_group_runner(model, ds, rule_name=row.rule, f=f, n=n, attack_names=list(names) if f else [],
+                             config=config)
+  t0 = time.perf_counter()
+  params, curves = runner(params0, jnp.asarray(tables), jnp.asarray(counts), betas, index, config.seed)
+  jax.block_until_ready(curves)
+  seconds = time.perf_counter() - t0
+  out = []
+  for c, (alpha, beta, k) in enumerate(configs):
+    acc = _accuracy(model, jax.tree.map(lambda p: p[c], params), ds, n - f)
+    curve = np.asarray(curves[c])
+    out.append({'rule': row.label(beta), 'algorithm': row.rule, 'beta': beta, 'f': f, 'alpha': alpha,
+                'attack': names[k], 'test_accuracy': float(np.nan_to_num(acc.mean())),
+                'test_accuracy_min': float(np.nan_to_num(acc.min())),
+                'final_loss': float(np.mean(curve[-10:])), 'loss_curve': curve[::max(1, len(curve) // 20)].tolist(),
+                'steps': config.steps, 'n': n, 'group_seconds': seconds, 'group_size': len(configs)})
+  training.append_jsonl(path, out)
+  return out
+
+
+def worst_case(results: list[dict]) -> dict:
+  """{(rule, f, alpha): (worst test accuracy over attacks, the attack reaching it)}."""
+  worst = {}
+  for r in results:
+    key = (r['rule'], r['f'], r['alpha'])
+    if key not in worst or r['test_accuracy'] < worst[key][0]:
+      worst[key] = (r['test_accuracy'], r['attack'])
+  return worst
+
+
+def table(results: list[dict]) -> str:
+  worst = worst_case(results)
+  rules = list(dict.fromkeys(r['rule'] for r in results))
+  cols = sorted({(f, a) for _, f, a in worst}, key=lambda c: (c[0], -c[1]))
+  head = f'{"rule":>22s} ' + ' '.join(f'{f"f={f} a={a:g}":>16s}' for f, a in cols)
+  lines = ['worst-case test accuracy over attacks (attack reaching it)', head, '-' * len(head)]
+  for rule in rules:
+    cells = []
+    for c in cols:
+      if (rule, *c) in worst:
+        acc, att = worst[(rule, *c)]
+        cells.append(f'{acc:6.3f} {_short(att):>9s}')
+      else:
+        cells.append(f'{"-":>16s}')
+    lines.append(f'{rule:>22s} ' + ' '.join(cells))
+  return '\n'.join(lines)
+
+
+_SHORT = {'sign_flipping': 'SF', 'inner_product_manipulation': 'IPM', 'a_little_is_enough': 'ALIE',
+          'fall_of_empires': 'FOE', 'mimic': 'mimic', 'gaussian': 'gauss', 'not_a_number': 'NaN',
+          'label_flipping': 'LF', 'optimal_alie': 'opt-ALIE', 'optimal_ipm': 'opt-IPM', 'none': 'none'}
+
+
+def _short(name):
+  return _SHORT.get(name, name)
+
+
+def heatmap(results: list[dict], path: str) -> None:
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  worst = worst_case(results)
+  rules = list(dict.fromkeys(r['rule'] for r in results))
+  cols = sorted({(f, a) for _, f, a in worst}, key=lambda c: (c[0], -c[1]))
+  grid = np.array([[worst.get((r, *c), (np.nan,))[0] for c in cols] for r in rules])
+  fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 3, 0.5 * len(rules) + 1.5))
+  im = ax.imshow(grid, vmin=0, vmax=1, cmap='viridis', aspect='auto')
+  ax.set_xticks(range(len(cols)), [f'f={f}\nα={a:g}' for f, a in cols])
+  ax.set_yticks(range(len(rules)), rules)
+  for i in range(len(rules)):
+    for j in range(len(cols)):
+      if np.isfinite(grid[i, j]):
+        ax.text(j, i, f'{grid[i, j]:.2f}', ha='center', va='center', color='w' if grid[i, j] < 0.6 else 'k')
+  fig.colorbar(im, ax=ax, label='worst-case test accuracy')
+  ax.set_title('worst case over attacks')
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def load(path: str) -> list[dict]:
+  with open(path) as fh:
+    return [json.loads(line) for line in fh if line.strip()]
