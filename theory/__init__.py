@@ -1,5 +1,5 @@
 """polyak.theory: small exact experiments on the shared primitives of :mod:`optim`."""
 
-from theory import langevin, sgn
+from theory import hessian, langevin, sgn, stability
 
-__all__ = ['langevin', 'sgn']
+__all__ = ['hessian', 'langevin', 'sgn', 'stability']

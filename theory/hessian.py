@@ -633,6 +633,15 @@ def run(small: bool = False, seed: int = 0) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- plots
 
 
+def _no_labels():
+  import matplotlib.ticker
+  # Default minor log-scale labels collide on ranges of about a decade; label only 2x and 5x.
+  def fmt(v, _):
+    lead = v / 10 ** math.floor(math.log10(v)) if v > 0 else 0.0
+    return f'{v:g}' if round(lead) in (2, 5) else ''
+  return matplotlib.ticker.FuncFormatter(fmt)
+
+
 def _axes(ax):
   import matplotlib.pyplot as plt
   if ax is None:
@@ -648,19 +657,21 @@ def plot_spectrum(spectrum: dict[str, Any], slq: dict[str, Any] | None = None, a
   lo, hi = eig.min(), eig.max()
   pad = 0.05 * (hi - lo)
   bins = np.linspace(lo - pad, hi + pad, 120)
-  ax.hist(eig, bins=bins, density=True, color='0.6', label=f'exact eig(H), P={eig.size}')
+  counts, _, _ = ax.hist(eig, bins=bins, density=True, color='0.6', label=f'exact eig(H), P={eig.size}')
+  top = counts.max()
   if slq is not None:
     grid = np.linspace(lo - pad, hi + pad, 2000)
     sigma = (hi - lo) / 150
     dens = np.sum(slq['weights'][..., None] * np.exp(-0.5 * ((grid - slq['nodes'][..., None]) / sigma) ** 2),
                   axis=(0, 1)) / (sigma * math.sqrt(2 * math.pi))
     ax.plot(grid, dens, 'C0', lw=1.2, label=f"SLQ (m={slq['steps'][-1]}, {slq['probes'][-1]} probes)")
+    top = max(top, dens.max())
   ax.axvline(spectrum['bulk_edge'], color='k', ls='--', lw=1, label='bulk edge $\\lambda_{max}(G_{within})$')
   for o in spectrum['outliers']:
     ax.axvline(o, color='C3', lw=1, alpha=0.8)
   ax.plot([], [], 'C3', label=f"{spectrum['num_outliers']} outliers (k={spectrum['num_classes']})")
   ax.set_yscale('log')
-  ax.set_ylim(bottom=1e-3)
+  ax.set_ylim(1e-3, 3 * top)
   ax.set_xlabel('eigenvalue')
   ax.set_ylabel('density')
   ax.legend(fontsize=7)
@@ -674,6 +685,7 @@ def plot_decomposition(spectrum: dict[str, Any], ax=None):
     ax.plot(spectrum[name][::-1], label=label)
   ax.set_yscale('symlog', linthresh=1e-6)
   ax.set_xscale('log')
+  ax.xaxis.set_minor_formatter(_no_labels())
   ax.set_xlabel('index (descending)')
   ax.set_ylabel('eigenvalue')
   ax.legend(fontsize=8)
@@ -687,6 +699,7 @@ def plot_slq_error(slq: dict[str, Any], ax=None):
     ax.errorbar(slq['steps'], slq['w1'][:, j] / slq['spectral_range'],
                 yerr=slq['w1_std'][:, j] / slq['spectral_range'], marker='o', ms=3, label=f'{v} probes')
   ax.set_xscale('log')
+  ax.xaxis.set_minor_formatter(_no_labels())
   ax.set_yscale('log')
   ax.set_xlabel('Lanczos steps m')
   ax.set_ylabel('W1 / spectral range')
@@ -737,6 +750,7 @@ def plot_batch_sharpness(batch: dict[str, Any], ax=None):
   ax.plot(b, batch['inverse_scaling'], ':', color='C2', label='$\\propto 1/B$')
   ax.axhline(batch['lambda_max_full'], color='C3', lw=1, label='$\\lambda_{max}(H)$')
   ax.set_xscale('log')
+  ax.xaxis.set_minor_formatter(_no_labels())
   ax.set_yscale('log')
   ax.set_xlabel('batch size B')
   ax.set_ylabel('largest eigenvalue')

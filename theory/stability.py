@@ -594,6 +594,10 @@ def sharpness_metrics(model: str, params: PyTree, data: dict[str, np.ndarray], b
   return out
 
 
+_METRICS = ('lambda_max', 'trace', 'frobenius', 'threshold', 'lanczos_lambda_max', 'hutchinson_trace',
+            'hutchinson_stderr', 'loss', 'test_error')
+
+
 def _test_error(model, params, data):
   if model == 'diagonal':
     beta = np.asarray(params['u'] * params['v'])
@@ -639,7 +643,7 @@ def nonlinear_experiment(model: str, data: dict[str, np.ndarray], learning_rates
         rows.append(row)
       else:
         rows.append(None)
-    keys = sorted({k for r in rows if r for k in r})
+    keys = list(_METRICS) + (['l1'] if model == 'diagonal' else ['path_norm', 'weighted_path_norm'])
     runs[int(b)] = {'converged': np.array([r is not None for r in rows]), 'final_loss': losses,
                     **{k: np.array([r[k] if r else np.nan for r in rows]) for k in keys}}
   return {'model': model, 'learning_rates': lrs, 'batch_sizes': np.asarray(batch_sizes), 'runs': runs}
@@ -680,6 +684,15 @@ def run(small: bool = False, seed: int = 0) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- plots
 
 
+def _no_labels():
+  import matplotlib.ticker
+  # Default minor log-scale labels collide on ranges of about a decade; label only 2x and 5x.
+  def fmt(v, _):
+    lead = v / 10 ** math.floor(math.log10(v)) if v > 0 else 0.0
+    return f'{v:g}' if round(lead) in (2, 5) else ''
+  return matplotlib.ticker.FuncFormatter(fmt)
+
+
 def _axes(ax):
   import matplotlib.pyplot as plt
   if ax is None:
@@ -692,9 +705,12 @@ def plot_stability_heatmap(linear: dict[str, Any], ax=None):
   """``log rho(T)`` over ``(B, eta)`` with the exact ``eta*(B)``, ``2/lambda_max``, ``2/tr(H)`` and trace bound."""
   fig, ax = _axes(ax)
   b, lrs, rho = linear['batch_sizes'], linear['learning_rates'], linear['rho']
-  lim = np.abs(np.log(rho)).max()
-  mesh = ax.pcolormesh(np.arange(len(b) + 1) - 0.5, _edges(lrs),
-                       np.log(rho), cmap='RdBu_r', vmin=-lim, vmax=lim, shading='flat')
+  import matplotlib.colors as mcolors
+  log_rho = np.log(rho)
+  # Separate scales on the two sides of 0: decay rates below eta* are much smaller than growth rates above.
+  norm = mcolors.TwoSlopeNorm(vmin=min(log_rho.min(), -1e-6), vcenter=0.0, vmax=max(log_rho.max(), 1e-6))
+  mesh = ax.pcolormesh(np.arange(len(b) + 1) - 0.5, _edges(lrs), log_rho, cmap='RdBu_r', norm=norm,
+                       shading='flat')
   fig.colorbar(mesh, ax=ax, label='log rho(T)  (>0: E||theta||^2 grows)')
   x = np.arange(len(b))
   ax.plot(x, linear['threshold'], 'k-', lw=2, label='exact eta*(B)')
@@ -744,6 +760,7 @@ def plot_sharpness_vs_lr(result: dict[str, Any], ax=None):
   ax.plot(lrs, runs[1]['trace'], 's', color='C3', mfc='none', label='SGD B=1: tr(H)')
   ax.plot(lrs, runs[1]['lambda_max'], '^', color='C3', mfc='none', label='SGD B=1: lambda_max(H)')
   ax.set_xscale('log')
+  ax.xaxis.set_minor_formatter(_no_labels())
   ax.set_yscale('log')
   ax.set_xlabel('learning rate eta')
   ax.set_ylabel('sharpness at the minimum found')
@@ -761,6 +778,7 @@ def plot_norm_vs_lr(result: dict[str, Any], ax=None):
   for i, (b, r) in enumerate(sorted(result['runs'].items())):
     ax.plot(lrs, r[key], 'o-', color=f'C{i}', ms=4, label=f'B={b}' + (' (GD)' if b == max(result['runs']) else ''))
   ax.set_xscale('log')
+  ax.xaxis.set_minor_formatter(_no_labels())
   ax.set_yscale('log')
   ax.set_xlabel('learning rate eta')
   ax.set_ylabel(key)

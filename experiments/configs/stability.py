@@ -1,0 +1,52 @@
+"""Config of experiments/stability.py. Presets: '' (full size, the figures), 'smoke'."""
+
+import ml_collections
+
+
+def get_config(preset: str = ''):
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # Exact linear stability on random rank-one per-sample Hessians (T is dim^2 x dim^2).
+  c.num_points = 40
+  c.dim = 20
+  c.num_lrs = 40
+  c.num_chains = 8192
+  c.mc_steps = 100
+  c.survey_cases = 200
+  # Diagonal linear network <u * v, x>: sparse teacher, u = init_scale * 1, v = 0.
+  c.diag_points = 40
+  c.diag_dim = 100
+  c.diag_sparsity = 5
+  c.diag_init = 0.3
+  c.diag_lrs = (0.02, 0.6, 12)     # geomspace(min, max, num)
+  c.diag_steps = 10000
+  # Two-layer ReLU network on the unit sphere, two-neuron teacher.
+  c.relu_points = 50
+  c.relu_dim = 10
+  c.relu_width = 50
+  c.relu_init = 1.0
+  c.relu_lrs = (0.25, 3.0, 10)
+  c.relu_steps = 15000
+  c.tolerance = 1e-8              # final loss below this counts as interpolation
+  c.middle_batch = 4              # batch sizes: 1, middle_batch, n (GD)
+  if preset == 'smoke':
+    c.num_points = 12
+    c.dim = 5
+    c.num_lrs = 12
+    c.num_chains = 1024
+    c.mc_steps = 30
+    c.survey_cases = 10
+    c.diag_points = 16
+    c.diag_dim = 30
+    c.diag_sparsity = 2
+    c.diag_lrs = (0.02, 0.3, 4)
+    c.diag_steps = 2000
+    c.relu_points = 16
+    c.relu_dim = 4
+    c.relu_width = 10
+    c.relu_lrs = (0.3, 2.0, 4)
+    c.relu_steps = 2000
+    c.tolerance = 1e-5
+  elif preset:
+    raise ValueError(f'unknown preset {preset!r}; known: smoke')
+  return c
