@@ -41,7 +41,7 @@ is its total step count over the sum of all workers' (atorch's ``global_step / a
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +51,6 @@ from jax import lax
 
 from decentral import async_sim
 from decentral import axis as axis_lib
-from decentral import ledger
 from decentral import local_sgd as lsgd
 
 PyTree = Any
@@ -180,10 +179,10 @@ def penalized_reduce(delta: PyTree, detectors: EWMAState, cfg: PenaltyConfig, ax
 
 
 def penalty_bytes(params: PyTree, cfg: PenaltyConfig) -> int:
-  """Bytes one worker sends per EDiT sync: the float32 pseudo-gradient, plus its per-leaf norms (float32) when
-  the softmax weights need them (an all-gather of one number per leaf)."""
+  """Bytes one worker sends per EDiT sync: the dense pseudo-gradient (float32, or float64 for float64
+  parameters), plus its per-leaf norms (float32) when the softmax weights need them (one number per leaf)."""
   leaves = jax.tree.leaves(params)
-  dense = sum(int(np.prod(np.shape(x), dtype=np.int64)) * 4 for x in leaves)
+  dense = sum(int(np.prod(np.shape(x), dtype=np.int64)) * np.dtype(lsgd.accumulation_dtype(x)).itemsize for x in leaves)
   return dense + (4 * len(leaves) if cfg.temperature is not None else 0)
 
 

@@ -45,7 +45,7 @@ latest step, in the encoding used (:func:`sync_bytes`, :func:`streaming_step_byt
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -68,22 +68,19 @@ def _check_positive_int(value, name):
   return int(value)
 
 
-def _check_unit_interval(value, name, *, closed_low=True, closed_high=True):
-  ok = math.isfinite(value) and (value >= 0 if closed_low else value > 0) and (
-      value <= 1 if closed_high else value < 1)
-  if not ok:
-    raise ValueError(f'{name} must be in {"[" if closed_low else "("}0, 1{"]" if closed_high else ")"}, '
-                     f'got {value!r}')
+def _check_unit_interval(value, name):
+  if not (math.isfinite(value) and 0 <= value <= 1):
+    raise ValueError(f'{name} must be in [0, 1], got {value!r}')
   return float(value)
 
 
-def _wide_dtype(x):
+def accumulation_dtype(x):
   """The dtype outer gradients are accumulated in: float32, or the parameter's dtype if wider (float64)."""
   return jnp.promote_types(jnp.result_type(x), jnp.float32)
 
 
 def _wide(x):
-  return jnp.asarray(x).astype(_wide_dtype(x))
+  return jnp.asarray(x).astype(accumulation_dtype(x))
 
 
 def _f32(tree):
@@ -472,7 +469,7 @@ def error_feedback_reducer(compressor: comp.Compressor, decay: float) -> Reducer
     ef = jax.tree.map(lambda a, s: a - s, acc, sent_tree)
     return _pmean(sent_tree, axis_name), ef, comp.tree_nbytes(compressor, acc), None
 
-  return Reducer(lambda params: jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), _wide_dtype(x)), params), apply,
+  return Reducer(lambda params: jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), accumulation_dtype(x)), params), apply,
                  lambda params: comp.tree_nbytes(compressor, _f32(params)))
 
 
@@ -634,7 +631,7 @@ def streaming_diloco(inner: optax.GradientTransformation, outer: optax.GradientT
         count=jnp.zeros([], jnp.int32), inner_state=inner.init(params),
         anchor=jax.tree.map(jnp.asarray, params),
         outer_states=tuple(outer.init([leaves[j] for j in g]) for g in groups),
-        pending=jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), _wide_dtype(x)), params),
+        pending=jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), accumulation_dtype(x)), params),
         key=jax.random.key(seed), comm=ledger.init_stats())
     return match_vma(state, axis_name)
 
@@ -719,7 +716,7 @@ def streaming_step_bytes(params: PyTree, *, sync_every: int, num_fragments: int 
   """
   h = sync_every // num_fragments
   ids = _fragment_ids(params, fragments, num_fragments)
-  leaves = [jnp.zeros(np.shape(x), _wide_dtype(x)) for x in jax.tree.leaves(params)]
+  leaves = [jnp.zeros(np.shape(x), accumulation_dtype(x)) for x in jax.tree.leaves(params)]
   reducer = mean_reducer(_outer_compressor(quantize))
   out = np.zeros(sync_every, np.int64)
   for t in range(1, sync_every + 1):

@@ -83,7 +83,11 @@ def _torchft_runs():
     return json.load(f)['runs']
 
 
-@pytest.mark.parametrize('run', _torchft_runs(), ids=lambda r: f"P{r['num_fragments']}_tau{r['overlap']}_a{r['mixing']}")
+def _run_id(r):
+  return f"P{r['num_fragments']}_tau{r['overlap']}_a{r['mixing']}"
+
+
+@pytest.mark.parametrize('run', _torchft_runs(), ids=_run_id)
 def test_streaming_matches_torchft_regression_fixtures(run):
   """torchft's mocked DiLoCo: two 1x1 layers (one per fragment) from 1.0, gradient 2, inner SGD lr 1, outer
   SGD lr 2 per fragment, sync_every 6, two replicas; parameters after every step (see fixtures/README)."""
