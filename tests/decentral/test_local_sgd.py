@@ -275,6 +275,14 @@ def test_contract_jit_bf16_orbax_and_errors(tmp_path):
     if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
       x, y = jax.random.key_data(x), jax.random.key_data(y)
     np.testing.assert_array_equal(x, y)
+  for other in (ls.diloco(optax.adam(0.05), sync_every=2), ls.sparseloco(optax.adam(0.05), sync_every=2, k=2)):
+    def two(p, g, tx=other):
+      s = tx.init(p)
+      for _ in range(2):
+        u, s = tx.update(g, s, p)
+        p = optax.apply_updates(p, u)
+      return p, u
+    assert all(v.dtype == jnp.bfloat16 for v in jax.tree.leaves(axis.run(two, 4)(params, grads)))
   one = ls.diloco(optax.sgd(0.1), sync_every=2, axis_name=None)
   s = one.init({'w': jnp.ones(3)})
   with pytest.raises(ValueError, match='tree structure'):
