@@ -37,9 +37,18 @@ factory                 unbiased  bytes                                  propert
 ``count_sketch(r, c)``  mean dec  r * c * itemsize + 8                   median (or mean) decoder
 ======================  ========  =====================================  ====================================
 
-Pytrees: :func:`compress_tree`, :func:`decompress_tree`, :func:`tree_nbytes` and :func:`roundtrip` apply a
-compressor leaf by leaf with keys ``fold_in(key, leaf_number)``; ravel the tree first
+``decentral.fedzip.fedzip`` (FedZip) and ``decentral.privacy.rqm`` (the randomized quantization mechanism) are
+compressors too and join :func:`get` when their modules are imported (``import decentral`` does). FedZip's
+size is data dependent: its ``nbytes`` is an upper bound and ``len(encode(...))`` the size sent.
+
+Pytrees: :func:`compress_tree`, :func:`decompress_tree`, :func:`tree_nbytes`, :func:`encode_tree` and
+:func:`roundtrip` apply a compressor leaf by leaf with keys ``fold_in(key, leaf_number)``; ravel the tree first
 (``jax.flatten_util.ravel_pytree``) to compress it as one vector.
+
+The worker axis: inside a per-worker step, :func:`gather_decode` all-gathers every worker's payloads and returns
+the (weighted) mean of their decodings; :func:`mean_over_workers` compresses, communicates and returns
+(mean, exact bytes this worker sent). The error-feedback transforms (:mod:`decentral.error_feedback`) and DGC
+(:mod:`decentral.dgc`) build on these; byte counts go to :mod:`decentral.ledger`.
 
 >>> import jax, jax.numpy as jnp
 >>> c = top_k(2)
