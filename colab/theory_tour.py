@@ -15,13 +15,15 @@
 # # A tour of `theory/`: small exact experiments
 #
 # Each experiment is a float64 computation checked against a closed form or a dense oracle, with a separate
-# plot function. Small settings here (CPU, well under two minutes); the full-size figures come from
-# `python -m experiments.langevin_averaging` and `python -m experiments.sgn`.
+# plot function. Small settings here (CPU, a few minutes); the full-size figures come from the `experiments/`
+# scripts (`python -m experiments.langevin_averaging`, `python -m experiments.sgn`, ...).
 #
 # 1. **Langevin averaging** (Wei, Damian & Lee, arXiv 2603.06028): the time average of spherical Langevin
 #    dynamics recovers a planted direction where the last iterate stays at the equator.
 # 2. **Small-Gain Nash certificates** (Sharma, arXiv 2512.06791): a block-weighted metric in which a
 #    non-monotone game contracts, with certified step sizes.
+# 3. **Hessian spectra** (Sagun et al., arXiv 1706.04454; Granziol et al., arXiv 2006.09092).
+# 4. **Dynamical stability** of GD and SGD at a minimum (Wu, Ma & E 2018; Wu & Su, arXiv 2305.17490).
 
 # %%
 import sys
@@ -122,5 +124,41 @@ print(f"alpha = {markov['alpha']:.3f} at r = {markov['r_best']:.2f}, band {np.ro
       f"eta_max = {markov['eta_max']:.3f}; empirical limit = {markov['empirical_over_certified']:.2f} x eta_max "
       f"(exact linear threshold {markov['linear_over_certified']:.2f} x)")
 sgn.plot_markov(markov)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 3. Hessian spectra (Sagun et al.; Granziol et al.)
+#
+# `theory.hessian.run(small=True)`: a small MLP on Gaussian clusters; the exact Hessian's spectrum with the
+# SLQ estimate overlaid, outliers against the number of classes (counting rule in `theory/hessian.py`), and
+# the sharpness of mini-batch Hessians against the batch size with the spiked random-matrix prediction.
+
+# %%
+from theory import hessian
+
+spectra = hessian.run(small=True)
+fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
+hessian.plot_spectrum(spectra['spectrum'], spectra['slq'], ax=axes[0])
+hessian.plot_outliers_vs_classes(spectra['classes'], ax=axes[1])
+hessian.plot_batch_sharpness(spectra['batch'], ax=axes[2])
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 4. Dynamical stability: $\lambda_{\max} \le 2/\eta$ for GD, $\mathrm{tr}\,H \le 2/\eta$ for SGD
+#
+# `theory.stability.run(small=True)`: the exact mean-square operator of linearised SGD over
+# (learning rate, batch size) with Monte Carlo runs on both sides of the threshold, and the implicit bias on a
+# diagonal linear network.
+
+# %%
+from theory import stability
+
+stab = stability.run(small=True)
+fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
+stability.plot_stability_heatmap(stab['linear'], ax=axes[0])
+stability.plot_monte_carlo(stab['linear'], ax=axes[1])
+stability.plot_norm_vs_lr(stab['diagonal'], ax=axes[2])
 plt.tight_layout()
 plt.show()

@@ -242,10 +242,14 @@ def oracle_sweep(k: int, model: str = 'tensor', dims: Sequence[int] = (8, 16, 32
   """The oracle's overlap against ``n = ratio * d^2`` (many seeds, no dynamics): the threshold law."""
   res = np.zeros((len(dims), len(ratios), seeds))
   for i, d in enumerate(dims):
+    if model == 'tensor':  # n only scales the noise: one compilation per d
+      f = jax.jit(jax.vmap(lambda key, n: oracle_overlap(key, d, n, k, model), in_axes=(0, None)))
     for j, ratio in enumerate(ratios):
-      f = jax.jit(lambda key: oracle_overlap(key, d, ratio * d * d, k, model))
-      for s in range(seeds):
-        res[i, j, s] = float(f(jax.random.key(7919 * i + 31 * j + s)))
+      if model != 'tensor':  # n is a shape
+        f = jax.jit(jax.vmap(lambda key, n: oracle_overlap(key, d, n, k, model), in_axes=(0, None)),
+                    static_argnums=1)
+      keys = jax.vmap(lambda s: jax.random.key(7919 * i + 31 * j + s))(jnp.arange(seeds))
+      res[i, j] = np.asarray(f(keys, int(ratio * d * d) if model != 'tensor' else ratio * d * d))
   return {'oracle': res, 'dims': np.array(dims), 'ratios': np.array(ratios),
           'n': np.array([[r * d * d for r in ratios] for d in dims]), 'k': k, 'model': model}
 
