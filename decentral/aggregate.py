@@ -64,7 +64,10 @@ class AggregateState(NamedTuple):
 
 
 def mean(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree:
-  """The arithmetic mean over workers, (1/n) sum_i x_i. Not robust: one worker moves it arbitrarily far."""
+  """The arithmetic mean over workers, (1/n) sum_i x_i. Not robust: one worker moves it arbitrarily far.
+
+  No ties to break; a NaN or inf from any worker propagates to the output.
+  """
   del f, key
   return jax.tree.map(lambda x: jnp.mean(x, axis=0), stacked)
 

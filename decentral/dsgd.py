@@ -214,7 +214,7 @@ def nearest_to_self(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None
 def monna(learning_rate: optax.ScalarOrSchedule, *, f: int, axis_name: str, beta: float = 0.99, attack=None,
           topology: Topology | None = None, seed: int = 0, keep_own: bool | jax.Array = False
           ) -> optax.GradientTransformation:
-  r"""MoNNA (Farhadkhani et al., ICML 2023, arXiv 2302.04848): local Polyak momentum, then nearest-neighbour
+  r"""MoNNA (Farhadkhani et al., ICML 2023, arXiv 2209.10931): local Polyak momentum, then nearest-neighbour
   averaging of the received half-step models around one's own.
 
   .. math::

@@ -369,7 +369,7 @@ def geometric_median(stacked: PyTree, *, f: int = 0, key: jax.Array | None = Non
 
 def nearest_neighbour_average(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None,
                               pivot: int | jax.Array | PyTree = 0) -> PyTree:
-  r"""Nearest-neighbour averaging, NNA (MoNNA's mixing; Farhadkhani et al. 2023, arXiv 2302.04848): the mean of
+  r"""Nearest-neighbour averaging, NNA (MoNNA's mixing; Farhadkhani et al. 2023, arXiv 2209.10931): the mean of
   the n - f updates closest to a pivot.
 
   .. math:: \mathrm{NNA}_f(x_1..x_n; p) = \frac{1}{n-f}\sum_{j \in N(p)} x_j, \quad

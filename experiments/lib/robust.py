@@ -94,16 +94,41 @@ def shards(labels: np.ndarray, n: int, f: int, alpha: float, seed: int) -> Shard
   return Shards(table, np.array([len(p) for p in parts], np.int32))
 
 
+def _attacked_rule(rule_name):
+  """What a line-searched attack maximises: the rule, or for MoNNA its mean over the honest workers' pivots."""
+  if rule_name == 'monna':
+    return decentral.honest_pivot_mean(decentral.nearest_to_self)
+  return SERVER_RULES[rule_name]
+
+
+def _optimal_attack(rule, index, names):
+  """ByzFL's line-searched ALIE or IPM, one search per configuration: both are a(tau) = c mean + tau v with
+  (c, v) = (1, std) for ALIE and (0, -mean) for IPM, so the family is picked by the traced ``index``."""
+  is_alie = jnp.asarray([OPTIMAL_ATTACKS[a] == 'a_little_is_enough' for a in names])[index]
+
+  def attack(honest, *, f, key):
+    mean = jax.tree.map(lambda x: jnp.mean(x, 0), honest)
+    std = jax.tree.map(lambda x: jnp.std(x, 0, ddof=1), honest)
+    base = jax.tree.map(lambda m: jnp.where(is_alie, m, 0), mean)
+    direction = jax.tree.map(lambda m, s: jnp.where(is_alie, s, -m), mean, std)
+    make = lambda tau: jax.tree.map(lambda b, v: b + tau * v, base, direction)
+
+    def damage(tau):
+      stacked = jax.tree.map(lambda h, a: jnp.concatenate([h, jnp.broadcast_to(a, (f,) + a.shape)]), honest,
+                             make(tau))
+      agg = rule(stacked, f=f, key=key)
+      return jnp.sqrt(sum(jnp.sum((a - m) ** 2) for a, m in zip(jax.tree.leaves(agg), jax.tree.leaves(mean))))
+
+    return make(decentral.attacks.line_maximize(damage))
+
+  return attack
+
+
 def _attack_branches(names, rule_name, f):
   """Functions (honest, key) -> attack vector for a lax.switch; label flipping sends its own (flag below)."""
   branches = []
   for name in names:
-    if name in OPTIMAL_ATTACKS:
-      if rule_name == 'monna':
-        attack = decentral.optimal_attack_for(decentral.nearest_to_self, OPTIMAL_ATTACKS[name], decentralized=True)
-      else:
-        attack = decentral.strongest(OPTIMAL_ATTACKS[name], SERVER_RULES[rule_name])
-    elif name == 'label_flipping':
+    if name == 'label_flipping':
       attack = lambda honest, **kw: jax.tree.map(lambda x: jnp.zeros(x.shape[1:], x.dtype), honest)
     else:
       attack = decentral.get_attack(name)
@@ -124,12 +149,16 @@ def make_group_runner(model, dataset, *, rule_name, f, n, attack_names, config):
   """A jitted function of the stacked configurations -> (final params per worker, loss curve)."""
   lr, batch, steps = config.learning_rate, config.batch_size, config.steps
   x_all, y_all = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
-  branches = _attack_branches(attack_names, rule_name, f) if f else []
+  optimal = bool(attack_names) and all(a in OPTIMAL_ATTACKS for a in attack_names)
+  branches = _attack_branches(attack_names, rule_name, f) if f and not optimal else []
   flip_index = attack_names.index('label_flipping') if 'label_flipping' in attack_names else -1
 
   def make_tx(beta, attack_index):
     keep_own = attack_index == flip_index
-    attack = _switch_attack(branches, attack_index) if f else None
+    if optimal:
+      attack = _optimal_attack(_attacked_rule(rule_name), attack_index, attack_names)
+    else:
+      attack = _switch_attack(branches, attack_index) if f else None
     if rule_name == 'monna':
       return decentral.monna(lr, f=f, axis_name='workers', beta=beta, attack=attack, keep_own=keep_own)
     parts = [optax.ema(beta, debias=False)]
