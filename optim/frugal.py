@@ -282,6 +282,28 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
                        nu=jax.tree.map(jnp.copy, mu), projector=jax.tree.unflatten(treedef, projector),
                        active=active, block_mu=block_mu, block_nu=block_nu)
 
+  def adam_leaf(g, mu, nu, t):
+    cd = _compute_dtype(g.dtype)
+    d, mu2, nu2 = _adam(g.astype(cd), mu.astype(cd), nu.astype(cd), t, b1, b2, eps)
+    return d.astype(g.dtype), mu2.astype(mu.dtype), nu2.astype(nu.dtype)
+
+  def projected_leaf(g, mu, nu, pr, key, refresh, t):
+    """Adam on ``down(g)`` in the (possibly refreshed) subspace, the inactive rule on the residual."""
+    spec = _spec_from_state(g.shape, projection, proj_side, pr)
+    pr = jax.lax.cond(refresh, lambda: _new_projector(g, spec, projection, key).astype(pr.dtype), lambda: pr)
+    cd = _compute_dtype(g.dtype)
+    g_c = g.astype(cd)
+    p_c = pr.astype(cd) if spec.kind == 'matrix' else pr
+    low = _down(g_c, p_c, spec)
+    mu_c, nu_c = mu.astype(cd), nu.astype(cd)
+    if reset_statistics:
+      mu_c, nu_c = jnp.where(refresh, 0, mu_c), jnp.where(refresh, 0, nu_c)
+    d, mu_c, nu_c = _adam(low, mu_c, nu_c, t, b1, b2, eps)
+    u = _up(d, p_c, spec, g.shape)
+    if inactive_update_rule != 'no':
+      u = u + inactive_lr_scale * _inactive(g_c - _up(low, p_c, spec, g.shape), inactive_update_rule)
+    return (proj_params_lr_scale * u).astype(g.dtype), mu_c.astype(mu.dtype), nu_c.astype(nu.dtype), pr
+
   def update_fn(updates, state, params=None):
     del params
     flat, treedef = jax.tree.flatten(updates)
@@ -290,46 +312,20 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
     projectors = treedef.flatten_up_to(state.projector)
     proj = _projected_leaves(projected, updates)
     count = state.count
-    refresh = count % update_gap == 0
+    refresh = count % update_gap == 0  # at steps 1, gap + 1, ... (the authors' state['step'] % update_gap)
     global_t = optax.safe_increment(count)
     local_t = (count % update_gap + 1) if reset_statistics else global_t
 
-    out, new_mu, new_nu, new_proj = [], [], [], []
+    out, new_mu, new_nu, new_proj = list(flat), list(mus), list(nus), list(projectors)
     block_leaves = []
     for i, (g, mu, nu, pr, p) in enumerate(zip(flat, mus, nus, projectors, proj)):
       if not p:
-        cd = _compute_dtype(g.dtype)
-        d, mu2, nu2 = _adam(g.astype(cd), mu.astype(cd), nu.astype(cd), global_t, b1, b2, eps)
-        out.append(d.astype(g.dtype))
-        new_mu.append(mu2.astype(mu.dtype))
-        new_nu.append(nu2.astype(nu.dtype))
-        new_proj.append(pr)
+        out[i], new_mu[i], new_nu[i] = adam_leaf(g, mu, nu, global_t)
       elif blocks:
         block_leaves.append(i)
-        out.append(None)
-        new_mu.append(mu)
-        new_nu.append(nu)
-        new_proj.append(pr)
       else:
-        spec = _spec_from_state(g.shape, projection, proj_side, pr)
         key = jax.random.fold_in(jax.random.fold_in(state.key, count), i)
-        pr = jax.lax.cond(refresh, lambda: _new_projector(g, spec, projection, key).astype(pr.dtype),
-                          lambda: pr)
-        cd = _compute_dtype(g.dtype)
-        g_c = g.astype(cd)
-        low = _down(g_c, pr.astype(cd) if spec.kind == 'matrix' else pr, spec)
-        mu_c, nu_c = mu.astype(cd), nu.astype(cd)
-        if reset_statistics:
-          mu_c, nu_c = jnp.where(refresh, 0, mu_c), jnp.where(refresh, 0, nu_c)
-        d, mu_c, nu_c = _adam(low, mu_c, nu_c, local_t, b1, b2, eps)
-        p_c = pr.astype(cd) if spec.kind == 'matrix' else pr
-        u = _up(d, p_c, spec, g.shape)
-        if inactive_update_rule != 'no':
-          u = u + inactive_lr_scale * _inactive(g_c - _up(low, p_c, spec, g.shape), inactive_update_rule)
-        out.append((proj_params_lr_scale * u).astype(g.dtype))
-        new_mu.append(mu_c.astype(mu.dtype))
-        new_nu.append(nu_c.astype(nu.dtype))
-        new_proj.append(pr)
+        out[i], new_mu[i], new_nu[i], new_proj[i] = projected_leaf(g, mu, nu, pr, key, refresh, local_t)
 
     active, block_mu, block_nu = state.active, state.block_mu, state.block_nu
     if block_leaves:
@@ -337,11 +333,10 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
       for i, u in zip(block_leaves, block_out):
         out[i] = u
 
-    new_state = FrugalState(count=global_t, key=state.key, mu=jax.tree.unflatten(treedef, new_mu),
-                            nu=jax.tree.unflatten(treedef, new_nu),
-                            projector=jax.tree.unflatten(treedef, new_proj), active=active, block_mu=block_mu,
-                            block_nu=block_nu)
-    return jax.tree.unflatten(treedef, out), new_state
+    unflatten = lambda leaves: jax.tree.unflatten(treedef, leaves)
+    new_state = FrugalState(count=global_t, key=state.key, mu=unflatten(new_mu), nu=unflatten(new_nu),
+                            projector=unflatten(new_proj), active=active, block_mu=block_mu, block_nu=block_nu)
+    return unflatten(out), new_state
 
   def _blocks_update(grads, state, refresh):
     """Whole-tensor Adam for the active tensors (moments packed in the flat buffers), the rule for the rest."""
