@@ -133,6 +133,19 @@ def test_state_and_work_are_order_dm():
   assert max(sizes(jaxpr.jaxpr)) <= m * d
 
 
+def test_non_finite_gradient_leaves_the_window_unchanged():
+  tx = scale_by_mfac(3, 1e-2)
+  update = jax.jit(tx.update)
+  state = tx.init(jnp.zeros(4))
+  _, state = update(jnp.array([1.0, 2.0, 0.0, -1.0]), state)
+  direction, after = update(jnp.array([jnp.nan, 1.0, 0.0, 0.0]), state)
+  assert not np.all(np.isfinite(direction))
+  np.testing.assert_array_equal(after.grads, state.grads)
+  np.testing.assert_array_equal(after.gram, state.gram)
+  direction, _ = update(jnp.array([0.5, 0.0, 1.0, 0.0]), after)
+  assert np.all(np.isfinite(direction))
+
+
 @pytest.mark.parametrize('kwargs, name', [({'num_grads': 0}, 'num_grads'), ({'num_grads': 2.5}, 'num_grads'),
                                           ({'damping': 0.0}, 'damping'), ({'damping': float('inf')}, 'damping'),
                                           ({'momentum': 1.0}, 'momentum'), ({'weight_decay': -1.0}, 'weight_decay'),
