@@ -231,12 +231,14 @@ def plot(results: list[dict], path: str) -> None:
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-  for r in results:
-    c = r['curve']
+  colors = plt.get_cmap('tab20').colors
+  for i, r in enumerate(results):
+    c, color = r['curve'], colors[i % len(colors)]
     style = '-' if r['method'].startswith(('ddp', 'diloco')) else '--'
-    axes[0].plot([p['step'] for p in c], [p['val_loss'] for p in c], style, label=r['method'])
-    axes[1].plot([max(p['bytes_per_worker'], 1) for p in c], [p['val_loss'] for p in c], style, marker='.',
-                 label=r['method'])
+    axes[0].plot([p['step'] for p in c], [p['val_loss'] for p in c], style, color=color, label=r['method'])
+    sent = [p for p in c if p['bytes_per_worker'] > 0]  # log axis: from the first message on
+    axes[1].plot([p['bytes_per_worker'] for p in sent], [p['val_loss'] for p in sent], style, marker='.',
+                 color=color, label=r['method'])
   axes[0].set(xlabel='inner steps per worker', ylabel='validation loss (global model)')
   axes[1].set(xlabel='bytes sent per worker', ylabel='validation loss (global model)', xscale='log')
   axes[1].legend(fontsize=7, ncol=2)
