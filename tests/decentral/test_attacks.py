@@ -133,3 +133,18 @@ def test_byzantine_then_aggregate_chain():
     decentral.byzantine(decentral.sign_flipping, axis_name='workers', f=-1)
   with pytest.raises(KeyError, match='known'):
     decentral.get_attack('no-such-attack')
+
+
+@pytest.mark.parametrize('backend', ['shard_map', 'pmap'])
+def test_the_briefs_chain_on_every_backend(backend):
+  """chain(aggregate(nnm_then(trimmed_mean), f=3), sgd(0.1)) after an ALIE attack, n = 8 devices."""
+  tx = optax.chain(decentral.byzantine(decentral.a_little_is_enough, axis_name='workers', f=3),
+                   decentral.aggregate(decentral.nnm_then(decentral.trimmed_mean), axis_name='workers', f=3),
+                   optax.sgd(0.1))
+  step = lambda g: tx.update(g, tx.init(g))[0]
+  g = {'w': jax.random.normal(jax.random.key(4), (N, 2, 3)), 'b': jax.random.normal(jax.random.key(5), (N, 3))}
+  want = axis.run(step, N)(g)
+  got = axis.run(step, N, backend=backend)(g)
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a, np.broadcast_to(a[0], a.shape), rtol=1e-6)  # every worker, the same step
