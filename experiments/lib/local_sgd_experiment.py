@@ -202,10 +202,10 @@ def summarise(results: list[dict], config) -> list[dict]:
     if m:
       row['paper_bytes_reduction'] = float(m.group(1))   # one dense sync per H steps
     m = re.fullmatch(r'streaming_p(\d+)_t\d+', r['method'])
-    if m:
-      p = int(m.group(1))
-      row['paper_bytes_reduction'] = config.streaming_sync_every * 8.0  # per H steps, one model in 4 bits
-      row['paper_peak_reduction'] = p * 8.0
+    if m:  # per H steps one model's worth of outer gradients, in fragments of 1/P, at `bits` per entry
+      bits = {'e3m0': 4, 'fp4_e3m0': 4, 'int8': 8}.get(str(config.streaming_quantize), 32)
+      row['paper_bytes_reduction'] = config.streaming_sync_every * 32.0 / bits
+      row['paper_peak_reduction'] = int(m.group(1)) * 32.0 / bits
     rows.append(row)
   return rows
 
@@ -215,7 +215,7 @@ def table(rows: list[dict]) -> str:
           f'{"peak B/step":>13}{"peak red.":>10}{"paper":>8}')
   lines = [head, '-' * len(head)]
   for r in rows:
-    lines.append(f'{r["method"]:<18}{r["final_val_loss"]:>9.4f}{r.get("loss_gap_vs_ddp", 0.0):>+8.3f}'
+    lines.append(f'{r["method"]:<18}{r["final_val_loss"]:>9.4f}{r.get("loss_gap_vs_ddp", float("nan")):>+8.3f}'
                  f'{r["bytes_per_worker"] / 1e6:>11.3f}{r.get("bytes_reduction", float("nan")):>10.1f}x'
                  f'{_fmt(r.get("paper_bytes_reduction")):>8}{r["peak_bytes_per_step"]:>13,d}'
                  f'{r.get("peak_reduction", float("nan")):>9.1f}x{_fmt(r.get("paper_peak_reduction")):>8}')
