@@ -9,8 +9,9 @@ A :class:`Compressor` acts on one array ``x`` (any shape, any float dtype) and h
     c.decode(data, shape, dtype) -> payload        # host: the inverse of ``encode``
 
 ``len(c.encode(payload, shape, dtype)) == c.nbytes(shape, dtype)`` for every compressor here (tested), and
-``decompress(decode(encode(p, ...), ...))`` equals ``decompress(p)``. The in-memory payload is a convenient jittable form
-(e.g. one ``int8`` per 3-bit code); ``encode`` packs it into the wire format whose length ``nbytes`` counts.
+``decompress(decode(encode(p, ...), ...))`` equals ``decompress(p)``. The in-memory payload is a convenient
+jittable form (e.g. one ``int8`` per 3-bit code); ``encode`` packs it into the wire format whose length
+``nbytes`` counts.
 ``key`` is a PRNG key (ignored by deterministic compressors; pass ``None`` to those). Wire conventions:
 
 - indices use the smallest unsigned integer that holds ``d = x.size`` (:func:`index_dtype`);

@@ -13,8 +13,9 @@ bytes are produced on the host by ``encode`` and their length is *measured*, not
   plus the Huffman-coded cluster indices.
 
 Every encoding starts with a header: z (uint32), the K centroids (float32) and the K + 1 Huffman code lengths
-(one byte each). The size is data dependent, so ``nbytes(shape, dtype)`` is an upper bound for FedZip (the other compressors'
-``nbytes`` are exact); ``len(encode(payload, shape, dtype))`` is the size sent, and what the experiments log.
+(one byte each). The size is data dependent, so ``nbytes(shape, dtype)`` is an upper bound for FedZip (the other
+compressors' ``nbytes`` are exact); ``len(encode(payload, shape, dtype))`` is the size sent, and what the
+experiments log.
 
 >>> import jax, jax.numpy as jnp
 >>> c = fedzip(ratio=0.5, clusters=2)
@@ -172,7 +173,7 @@ def fedzip(ratio: float = 0.1, clusters: int = 3, *, encoding: str = 'difference
   K = clusters
 
   def zz(shape):
-    d = comp._size(shape)  # pylint: disable=protected-access
+    d = math.prod(shape)
     return min(d, max(1, int(math.ceil(ratio * d))))
 
   def compress(x, key):
@@ -184,7 +185,7 @@ def fedzip(ratio: float = 0.1, clusters: int = 3, *, encoding: str = 'difference
     return {'indices': idx.astype(jnp.int32), 'clusters': assign.astype(jnp.uint8), 'centroids': centroids}
 
   def decompress(p, shape, dtype):
-    d = comp._size(shape)  # pylint: disable=protected-access
+    d = math.prod(shape)
     vals = p['centroids'][p['clusters'].astype(jnp.int32)]
     return jnp.zeros(d, jnp.float32).at[p['indices']].set(vals).reshape(shape).astype(dtype)
 
@@ -193,7 +194,7 @@ def fedzip(ratio: float = 0.1, clusters: int = 3, *, encoding: str = 'difference
 
   def nbytes(shape, dtype):
     del dtype
-    d, z = comp._size(shape), zz(shape)  # pylint: disable=protected-access
+    d, z = math.prod(shape), zz(shape)
     if encoding == 'huffman':  # Huffman over K + 1 symbols: at most K bits each
       bits = d * K
     elif encoding == 'position':
@@ -204,7 +205,7 @@ def fedzip(ratio: float = 0.1, clusters: int = 3, *, encoding: str = 'difference
 
   def encode(p, shape, dtype):
     del dtype
-    d = comp._size(shape)  # pylint: disable=protected-access
+    d = math.prod(shape)
     idx = np.asarray(p['indices'], np.int64)
     cl = np.asarray(p['clusters'], np.int64) + 1  # symbol 0 stands for a dropped entry
     if encoding == 'huffman':
@@ -229,7 +230,7 @@ def fedzip(ratio: float = 0.1, clusters: int = 3, *, encoding: str = 'difference
 
   def decode(data, shape, dtype):
     del dtype
-    d = comp._size(shape)  # pylint: disable=protected-access
+    d = math.prod(shape)
     z = int(np.frombuffer(data[:4], np.uint32)[0])
     centroids = np.frombuffer(data[4:4 + 4 * K], np.float32).copy()
     lengths = np.frombuffer(data[4 + 4 * K:header_bytes()], np.uint8).astype(np.int64)

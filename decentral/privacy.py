@@ -192,11 +192,11 @@ def rqm(c: float, delta: float, m: int = 16, q: float = 0.5) -> comp.Compressor:
 
   def decode(data, shape, dtype):
     del dtype
-    codes = comp.unpack_bits(data, width, comp._size(shape))  # pylint: disable=protected-access
+    codes = comp.unpack_bits(data, width, math.prod(shape))
     return {'codes': codes.astype(np.uint8 if m <= 256 else np.uint16)}
 
   return comp.Compressor(f'rqm{m}', compress, decompress,
-                         lambda s, dt: (comp._size(s) * width + 7) // 8,  # pylint: disable=protected-access
+                         lambda s, dt: (math.prod(s) * width + 7) // 8,
                          encode, decode, unbiased=True)
 
 

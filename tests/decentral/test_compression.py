@@ -114,7 +114,8 @@ def test_random_k_variance_is_exactly_d_over_k_minus_one():
 
 def test_sign_natural_fp4_by_hand():
   x = jnp.array([0.3, -1.7, 5.0, 0.0, 1e-3])
-  np.testing.assert_allclose(jax.jit(lambda v: C.sign()(v))(x), np.array([1, -1, 1, 1, 1]) * np.mean(np.abs(x)), rtol=1e-6)
+  want = np.array([1, -1, 1, 1, 1]) * np.mean(np.abs(x))
+  np.testing.assert_allclose(jax.jit(lambda v: C.sign()(v))(x), want, rtol=1e-6)
   # E3M0 levels 0, 2^-6, ..., 1 times max|x| = 5: 0.06 -> 1/16, 0.34 -> 1/4, 2e-4 -> 0.
   np.testing.assert_allclose(jax.jit(lambda v: C.fp4_e3m0()(v))(x), [0.3125, -1.25, 5.0, 0.0, 0.0])
   nat, xn = np.asarray(jax.jit(lambda v, k: C.natural()(v, k))(x, jax.random.key(0))), np.asarray(x)
