@@ -55,6 +55,9 @@ def run(step: Callable[..., Any], n: int, *, axis_name: str = 'workers', backend
     raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
   if not isinstance(n, (int, np.integer)) or n < 1:
     raise ValueError(f'n must be a positive integer, got {n!r}')
+  for a in (in_axes if isinstance(in_axes, (list, tuple)) else (in_axes,)):
+    if a not in (0, None):
+      raise ValueError(f'in_axes entries must be 0 (stacked over workers) or None (shared), got {a!r}')
   if backend == 'vmap':
     return jax.jit(jax.vmap(step, in_axes=in_axes, axis_name=axis_name, axis_size=n))
   devices = list(devices if devices is not None else jax.devices())
@@ -104,10 +107,14 @@ def varying(tree: Any, axis_name: str) -> Any:
   Differentiate with respect to the result to get each worker's own gradient rather than the sum over
   workers that ``shard_map`` returns for a replicated parameter.
   """
-  try:
-    return jax.tree.map(lambda x: lax.pcast(x, axis_name, to='varying'), tree)
-  except (ValueError, NameError, TypeError):
-    return tree
+  def cast(x):
+    try:
+      if axis_name in jax.typeof(x).manual_axis_type.varying:  # already varying: pcast would fail
+        return x
+      return lax.pcast(x, axis_name, to='varying')
+    except (ValueError, NameError, TypeError, AttributeError):  # not under shard_map
+      return x
+  return jax.tree.map(cast, tree)
 
 
 def axis_size(axis_name: str) -> int:

@@ -110,6 +110,9 @@ def test_shard_map_replicated_gradient_is_summed_over_workers():
   fixed = axis.run(lambda w, x: jax.grad(_loss)(axis.varying(w, 'workers'), x), N, backend='shard_map',
                    in_axes=(None, 0))(w, x)
   np.testing.assert_allclose(fixed, per_worker, rtol=1e-6)
+  twice = axis.run(lambda w, x: jax.grad(_loss)(axis.varying(axis.varying(w, 'workers'), 'workers'), x), N,
+                   backend='shard_map', in_axes=(None, 0))(w, x)  # idempotent
+  np.testing.assert_allclose(twice, per_worker, rtol=1e-6)
 
 
 def test_run_rejects_bad_input():
@@ -117,6 +120,8 @@ def test_run_rejects_bad_input():
     axis.run(lambda x: x, 2, backend='threads')
   with pytest.raises(ValueError, match='devices'):
     axis.run(lambda x: x, 64, backend='pmap')
+  with pytest.raises(ValueError, match='in_axes'):
+    axis.run(lambda x: x, N, in_axes=1)
   with pytest.raises(ValueError, match='stacked'):
     axis.run(lambda x: x, N, backend='shard_map')(jnp.zeros((3, 2)))
   with pytest.raises(ValueError, match='topology has n=4'):
