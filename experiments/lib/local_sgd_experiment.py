@@ -269,7 +269,8 @@ def run(config, workdir: str) -> list[dict]:
     results.append(r)
   rows = summarise(results, config)
   with open(os.path.join(workdir, 'summary.json'), 'w') as f:
-    json.dump({'rows': rows, 'paper': PAPER, 'num_params': ledger.dense_nbytes(params0) // 4}, f, indent=1)
+    sizes = [int(np.size(x)) for x in jax.tree.leaves(params0)]
+    json.dump({'rows': rows, 'paper': PAPER, 'num_params': sum(sizes), 'leaf_sizes': sizes}, f, indent=1)
   with open(os.path.join(workdir, 'table.txt'), 'w') as f:
     f.write(table(rows) + '\n')
   plot(results, os.path.join(workdir, 'loss_vs_bytes.png'))
