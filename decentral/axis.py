@@ -107,13 +107,14 @@ def varying(tree: Any, axis_name: str) -> Any:
   Differentiate with respect to the result to get each worker's own gradient rather than the sum over
   workers that ``shard_map`` returns for a replicated parameter.
   """
+  if axis_name not in getattr(jax.sharding.get_abstract_mesh(), 'manual_axes', ()):
+    return tree  # vmap and pmap have no replicated/varying distinction to mend
+
   def cast(x):
-    try:
-      if axis_name in jax.typeof(x).manual_axis_type.varying:  # already varying: pcast would fail
-        return x
-      return lax.pcast(x, axis_name, to='varying')
-    except (ValueError, NameError, TypeError, AttributeError):  # not under shard_map
+    if axis_name in jax.typeof(x).manual_axis_type.varying:  # already varying: pcast would fail
       return x
+    return lax.pcast(x, axis_name, to='varying')
+
   return jax.tree.map(cast, tree)
 
 
