@@ -545,6 +545,20 @@ def train_to_interpolation(model: str, data: dict[str, np.ndarray], learning_rat
   return params, np.asarray(losses)
 
 
+@functools.partial(jax.jit, static_argnames=('model',))
+def _curvature(model, params, x, y, key):
+  # Dense oracle and matrix-free estimates in one compiled function (one compilation per model and shape).
+  fn = MODELS[model]
+  flat, unravel = ravel_pytree(params)
+  loss = lambda p: _square_loss(fn, p, x, y)
+  h = jax.hessian(lambda w: loss(unravel(w)))(flat)
+  grads = jax.vmap(lambda xi: ravel_pytree(jax.grad(lambda p: fn(p, xi[None])[0])(params))[0])(x)
+  matvec = curvature.hessian_matvec(loss, params)
+  ritz, _ = lanczos_lib.ritz(lanczos_lib.lanczos(matvec, params, key, min(30, flat.size)))
+  hutch, hutch_err = estimators.hutchinson_trace(matvec, params, key, num_probes=100)
+  return h, grads, ritz[-1], hutch, hutch_err, loss(params)
+
+
 @_float64
 def sharpness_metrics(model: str, params: PyTree, data: dict[str, np.ndarray], batch_size: int,
                       seed: int = 0) -> dict[str, float]:
@@ -567,21 +581,14 @@ def sharpness_metrics(model: str, params: PyTree, data: dict[str, np.ndarray], b
     'hutchinson_stderr', 'loss'}`` plus ``'l1'`` (``||u * v||_1``, diagonal) or ``'path_norm'`` and
     ``'weighted_path_norm'`` (ReLU).
   """
-  fn = MODELS[model]
   params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
   x, y = jnp.asarray(data['x'], jnp.float64), jnp.asarray(data['y'], jnp.float64)
-  flat, unravel = ravel_pytree(params)
-  loss = lambda p: _square_loss(fn, p, x, y)
-  h = np.asarray(jax.hessian(lambda w: loss(unravel(w)))(flat))
+  h, grads, ritz, hutch, hutch_err, loss = (np.asarray(a) for a in _curvature(model, params, x, y,
+                                                                                jax.random.key(seed)))
   eig = np.linalg.eigvalsh(h)
-  grads = np.asarray(jax.vmap(lambda xi: ravel_pytree(jax.grad(lambda p: fn(p, xi[None])[0])(params))[0])(x))
-  matvec = curvature.hessian_matvec(lambda p: loss(p), params)
-  key = jax.random.key(seed)
-  ritz, _ = lanczos_lib.ritz(lanczos_lib.lanczos(matvec, params, key, min(30, flat.size)))
-  hutch, hutch_err = estimators.hutchinson_trace(matvec, params, key, num_probes=100)
   out = {'lambda_max': float(eig[-1]), 'trace': float(np.trace(h)), 'frobenius': float(np.linalg.norm(h)),
-         'threshold': stability_threshold(grads, batch_size), 'lanczos_lambda_max': float(ritz[-1]),
-         'hutchinson_trace': float(hutch), 'hutchinson_stderr': float(hutch_err), 'loss': float(loss(params))}
+         'threshold': stability_threshold(grads, batch_size), 'lanczos_lambda_max': float(ritz),
+         'hutchinson_trace': float(hutch), 'hutchinson_stderr': float(hutch_err), 'loss': float(loss)}
   if model == 'diagonal':
     out['l1'] = float(jnp.sum(jnp.abs(params['u'] * params['v'])))
   else:
@@ -667,17 +674,20 @@ def run(small: bool = False, seed: int = 0) -> dict[str, Any]:
                                survey_cases=30)
     diag_data = sparse_regression_data(seed, num_points=20, dim=40, sparsity=3)
     relu_data = sphere_teacher_data(seed, num_points=20, dim=5, num_test=500)
-    d_lrs, r_lrs, steps, width = np.geomspace(0.01, 0.4, 6), np.geomspace(0.02, 1.0, 6), 4000, 20
+    d_lrs, r_lrs, d_steps, r_steps, width, r_tol = (np.geomspace(0.01, 0.4, 6), np.geomspace(0.3, 3.0, 6), 4000,
+                                                    6000, 40, 1e-6)
   else:
     linear = linear_experiment(seed)
     diag_data = sparse_regression_data(seed)
     relu_data = sphere_teacher_data(seed)
-    d_lrs, r_lrs, steps, width = np.geomspace(0.005, 0.5, 14), np.geomspace(0.01, 2.0, 14), 20000, 50
+    d_lrs, r_lrs, d_steps, r_steps, width, r_tol = (np.geomspace(0.02, 0.6, 12), np.geomspace(0.25, 3.0, 10),
+                                                    10000, 15000, 50, 1e-8)
   n_d, n_r = len(diag_data['y']), len(relu_data['y'])
   return {
       'linear': linear,
-      'diagonal': nonlinear_experiment('diagonal', diag_data, d_lrs, (1, 4, n_d), steps, 1e-8, seed),
-      'relu': nonlinear_experiment('relu', relu_data, r_lrs, (1, 4, n_r), steps, 1e-8, seed, width),
+      'diagonal': nonlinear_experiment('diagonal', diag_data, d_lrs, (1, 4, n_d), d_steps, 1e-8, seed,
+                                       init_scale=0.3),
+      'relu': nonlinear_experiment('relu', relu_data, r_lrs, (1, 4, n_r), r_steps, r_tol, seed, width),
   }
 
 
