@@ -41,12 +41,12 @@ def get_config(preset: str = ''):
     c.diag_sparsity = 2
     c.diag_lrs = (0.02, 0.3, 4)
     c.diag_steps = 2000
-    c.relu_points = 16
-    c.relu_dim = 4
-    c.relu_width = 10
-    c.relu_lrs = (0.3, 2.0, 4)
-    c.relu_steps = 2000
-    c.tolerance = 1e-5
+    c.relu_points = 20
+    c.relu_dim = 5
+    c.relu_width = 40
+    c.relu_lrs = (0.3, 3.0, 4)
+    c.relu_steps = 6000
+    c.tolerance = 1e-6
   elif preset:
     raise ValueError(f'unknown preset {preset!r}; known: smoke')
   return c
