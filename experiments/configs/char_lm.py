@@ -29,7 +29,8 @@ def get_config(preset: str = ''):
   # steps). An optimizer missing here runs with its registry default; override with
   # --config.learning_rates.<name>=...
   c.learning_rates = ml_collections.ConfigDict({
-      'swan': 1e-2, 'auon': 0.05, 'hybrid_auon': 0.05, 'frugal': 3e-3, 'adamw': 3e-3, 'muon': 0.02})
+      'swan': 1e-2, 'auon': 0.05, 'hybrid_auon': 0.05, 'frugal': 3e-3, 'adamw': 3e-3, 'muon': 0.02,
+      'sophia_g': 1e-3, 'sophia_h': 1e-3})
   if preset == 'smoke':
     c.steps, c.batch_size, c.block, c.d_model, c.layers = 12, 8, 32, 32, 1
     c.log_every, c.eval_every, c.eval_batches = 6, 6, 1
