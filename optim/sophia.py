@@ -12,11 +12,16 @@ The estimators are ``GradientTransformationExtraArgs`` whose ``update`` returns 
 interface as ``optax.contrib.sophia``'s ``hessian_diagonal_fn``; they are built on the shared primitives
 (:mod:`optim.curvature`, :mod:`optim.estimators`).
 
-Why not ``optax.contrib.sophia`` itself: it differs from the paper (and from the authors' PyTorch Sophia-G) in
-three ways that change the trajectory. It bias-corrects the momentum; it refreshes ``h`` at steps 1, k+1, ...
-*after* computing the step, so the estimate is first used one step later; and its estimator draws Rademacher
-probes from a key split in its state (the paper and the authors' Levanter use Gaussian probes). The clip
-``clip(m / max(gamma h, eps), 1)`` is the same. Here the paper's Algorithm 3 is implemented as written.
+The clip is the paper's ``clip(m / max(gamma h, eps), 1)``. The authors' PyTorch ``SophiaG`` writes it
+``sign(m) min(|m| / (rho bs h' + 1e-15), 1)`` with ``h'`` the EMA of ``g_hat^2``: the same map with
+``gamma = rho``, the batch factor ``bs = B`` moved from the estimate into the denominator, and ``1e-15`` added
+rather than used as a floor (they differ only where ``gamma h`` is below ~1e-5 and the coordinate unclipped).
+
+Why not ``optax.contrib.sophia`` itself: its clip is the same, but it differs from the paper and from the
+authors' ``SophiaG`` in three ways that change the trajectory. It bias-corrects the momentum (as the authors'
+Levanter does); it refreshes ``h`` at steps 1, k+1, ... *after* computing the step, so each estimate is first
+used one step later; and its estimator draws Rademacher probes from a key split in its state (the paper and
+Levanter use Gaussian probes). Here the paper's Algorithm 3 is implemented as written.
 """
 
 from __future__ import annotations
