@@ -45,7 +45,8 @@ def run(step: Callable[..., Any], n: int, *, axis_name: str = 'workers', backend
     n: number of workers. ``'shard_map'`` and ``'pmap'`` need n devices (one worker per device).
     axis_name: the name of the worker axis used inside ``step``.
     backend: one of ``'vmap'``, ``'shard_map'``, ``'pmap'``.
-    in_axes: per positional argument, 0 if it is stacked over workers, None if it is shared by all.
+    in_axes: per positional argument, 0 if it is stacked over workers, None if it is shared by all (vmap and
+      pmap also take another axis index; shard_map only 0 or None).
     devices: the devices for ``'shard_map'``/``'pmap'``; the first n of ``jax.devices()`` by default.
 
   Returns:
@@ -55,9 +56,6 @@ def run(step: Callable[..., Any], n: int, *, axis_name: str = 'workers', backend
     raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
   if not isinstance(n, (int, np.integer)) or n < 1:
     raise ValueError(f'n must be a positive integer, got {n!r}')
-  for a in (in_axes if isinstance(in_axes, (list, tuple)) else (in_axes,)):
-    if a not in (0, None):
-      raise ValueError(f'in_axes entries must be 0 (stacked over workers) or None (shared), got {a!r}')
   if backend == 'vmap':
     return jax.jit(jax.vmap(step, in_axes=in_axes, axis_name=axis_name, axis_size=n))
   devices = list(devices if devices is not None else jax.devices())
@@ -71,6 +69,9 @@ def run(step: Callable[..., Any], n: int, *, axis_name: str = 'workers', backend
 
 
 def _shard_mapped(step, n, axis_name, in_axes, devices):
+  for a in (in_axes if isinstance(in_axes, (list, tuple)) else (in_axes,)):
+    if a not in (0, None):  # shard_map splits the leading axis only
+      raise ValueError(f'shard_map: in_axes entries must be 0 (stacked) or None (shared), got {a!r}')
   mesh = Mesh(np.asarray(devices), (axis_name,))
 
   def call(*args):

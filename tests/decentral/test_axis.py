@@ -121,7 +121,7 @@ def test_run_rejects_bad_input():
   with pytest.raises(ValueError, match='devices'):
     axis.run(lambda x: x, 64, backend='pmap')
   with pytest.raises(ValueError, match='in_axes'):
-    axis.run(lambda x: x, N, in_axes=1)
+    axis.run(lambda x: x, N, in_axes=1, backend='shard_map')
   with pytest.raises(ValueError, match='stacked'):
     axis.run(lambda x: x, N, backend='shard_map')(jnp.zeros((3, 2)))
   with pytest.raises(ValueError, match='topology has n=4'):
