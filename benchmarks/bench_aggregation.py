@@ -19,7 +19,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import decentral
 from decentral import robust
@@ -52,7 +51,7 @@ RULES = {
     'sybilwall': _stateful(decentral.sybilwall),
 }
 # Rules whose cost is O(n^2 d) without a Gram form: skipped above this many n^2 d multiply-adds.
-QUADRATIC_LIMIT = {'multi_metrics': 2e10}
+QUADRATIC_LIMIT = {'multi_metrics': 2e9}
 
 
 def _time(fn, *args, repeats):

@@ -69,7 +69,15 @@ def mean(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree
   No ties to break; a NaN or inf from any worker propagates to the output.
   """
   del f, key
-  return jax.tree.map(lambda x: jnp.mean(x, axis=0), stacked)
+
+  def leaf_mean(x):
+    # A vector-matrix product rather than jnp.mean(axis=0): XLA's CPU float reductions are scalar loops, ~100x
+    # slower than BLAS on (n, d) stacks.
+    rows = x.reshape(x.shape[0], -1).astype(jnp.promote_types(x.dtype, jnp.float32))
+    ones = jnp.full((x.shape[0],), 1.0 / x.shape[0], rows.dtype)
+    return jnp.matmul(ones, rows, precision=jax.lax.Precision.HIGHEST).reshape(x.shape[1:])
+
+  return jax.tree.map(leaf_mean, stacked)
 
 
 class RuleEntry(NamedTuple):

@@ -25,7 +25,6 @@ models exchanged.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -271,7 +270,7 @@ def honest_pivot_mean(rule, *, center: bool = True):
       return jax.tree.map(lambda m, o: m + o, rule(centred, f=f, key=key), own)
 
     outs = jax.vmap(at)(jnp.arange(n - f))
-    return jax.tree.map(lambda x: jnp.mean(x, axis=0), outs)
+    return jax.tree.map(lambda x: (robust.col_sums(x.reshape(n - f, -1)) / (n - f)).reshape(x.shape[1:]), outs)
 
   return averaged
 
@@ -284,4 +283,3 @@ def optimal_attack_for(rule, family: str, *, decentralized: bool = False, **kwar
 
 __all__ = ['gossip_step', 'dsgd', 'robust_gossip', 'robust_dsgd', 'monna', 'nearest_to_self',
            'honest_pivot_mean', 'optimal_attack_for']
-del functools

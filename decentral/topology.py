@@ -162,7 +162,7 @@ def _check_n(n):
 
 
 def _regular_from_offsets(n, offsets):
-  """Distinct nonzero offsets mod n with uniform weight 1/(deg + 1), self included: the MH weights of a regular graph."""
+  """Distinct nonzero offsets mod n, uniform weight 1/(deg + 1) with self: MH weights of a regular graph."""
   distinct = sorted({o % n for o in offsets} - {0})
   w = 1.0 / (len(distinct) + 1)
   return {0: w, **{o: w for o in distinct}}

@@ -107,8 +107,7 @@ def _optimal_attack(rule, index, names):
   is_alie = jnp.asarray([OPTIMAL_ATTACKS[a] == 'a_little_is_enough' for a in names])[index]
 
   def attack(honest, *, f, key):
-    mean = jax.tree.map(lambda x: jnp.mean(x, 0), honest)
-    std = jax.tree.map(lambda x: jnp.std(x, 0, ddof=1), honest)
+    mean, std = decentral.attacks.honest_mean(honest), decentral.attacks.honest_std(honest)
     base = jax.tree.map(lambda m: jnp.where(is_alie, m, 0), mean)
     direction = jax.tree.map(lambda m, s: jnp.where(is_alie, s, -m), mean, std)
     make = lambda tau: jax.tree.map(lambda b, v: b + tau * v, base, direction)
@@ -117,7 +116,7 @@ def _optimal_attack(rule, index, names):
       stacked = jax.tree.map(lambda h, a: jnp.concatenate([h, jnp.broadcast_to(a, (f,) + a.shape)]), honest,
                              make(tau))
       agg = rule(stacked, f=f, key=key)
-      return jnp.sqrt(sum(jnp.sum((a - m) ** 2) for a, m in zip(jax.tree.leaves(agg), jax.tree.leaves(mean))))
+      return jnp.sqrt(sum(jnp.vdot(a - m, a - m) for a, m in zip(jax.tree.leaves(agg), jax.tree.leaves(mean))))
 
     return make(decentral.attacks.line_maximize(damage))
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import decentral
-from decentral import preaggregation as pre
 from decentral import robust
 
 @functools.cache
