@@ -27,6 +27,7 @@ from optim.adamp import adamp, scale_by_adamp, scale_by_sgdp, sgdp
 from optim.sgd_sai import scale_by_sgd_sai, sgd_sai
 from optim.clipping import coordinate_clip, coordinate_clip_sgd
 from optim.schedules import linear_decay_schedule, refined_schedule
+
 __all__ = ['registry', 'register']
 __all__ += ['mfac', 'scale_by_mfac', 'rolling_ball', 'scale_by_rolling_ball', 'scale_by_sophia', 'sophia_g',
             'sophia_h']
@@ -36,8 +37,8 @@ __all__ += ['dense_matrix', 'flatten_matvec', 'gauss_newton_matvec', 'gnvp', 'he
             'tridiagonal', 'inverse_sqrt', 'orthogonalize', 'sqrt_and_inverse_sqrt', 'whiten']
 __all__ += ['auon', 'hybrid_auon', 'scale_by_auon', 'scale_by_hybrid_auon', 'frugal', 'scale_by_frugal',
             'scale_by_swan', 'swan']
-__all__ += ['add_langevin_noise', 'project_to_sphere', 'sgld', 'averaged_params', 'averaged_second_moment',
-            'ema_params', 'swa', 'tail_average']
 __all__ += ['diffgrad', 'scale_by_diffgrad', 'adabelief', 'scale_by_adabelief', 'adamp', 'scale_by_adamp', 'sgdp',
             'scale_by_sgdp', 'sgd_sai', 'scale_by_sgd_sai', 'coordinate_clip', 'coordinate_clip_sgd',
             'linear_decay_schedule', 'refined_schedule']
+__all__ += ['add_langevin_noise', 'project_to_sphere', 'sgld', 'averaged_params', 'averaged_second_moment',
+            'ema_params', 'swa', 'tail_average']
