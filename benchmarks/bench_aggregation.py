@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 import decentral
-from decentral import robust
+from decentral import stacked
 
 
 def _stateful(make):
@@ -95,7 +95,7 @@ def bench_gram(ns, d, repeats):
 
   def gram(x):
     rs = [x]
-    return robust.pairwise_sq_distances(rs, robust.finite_rows(rs))
+    return stacked.pairwise_sq_distances(rs, stacked.finite_rows(rs))
 
   def explicit(x):
     return jnp.sum((x[:, None, :] - x[None, :, :]) ** 2, axis=-1)

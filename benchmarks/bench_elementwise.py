@@ -3,7 +3,7 @@
     python benchmarks/bench_elementwise.py                       # the element-wise optimizers
     python benchmarks/bench_elementwise.py --optimizers=diffgrad,sgd_sai --rounds=30
 
-Same 10.5M-parameter tree as ``experiments.bench_step`` (a transformer-like stack). Steps of all optimizers
+Same 10.5M-parameter tree as ``benchmarks/bench_step.py`` (a transformer-like stack). Steps of all optimizers
 are timed in turn, round after round, and each reports its fastest step, so a machine whose load changes
 during the run slows every optimizer alike. ``bytes/param`` is XLA's own count of bytes read and written by the
 compiled step, per byte of parameters (load-independent): the roofline of an element-wise update is the bytes
@@ -20,12 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.bench_step import make_tree
-from experiments import bench_step  # noqa: F401  (its --optimizers and --width flags)
-from experiments.lib import training
+from bench_step import make_tree  # the script's folder is on sys.path; also defines its flags
+from optim import tree_bytes
 from optim import registry
 
-# --optimizers and --width are experiments.bench_step's flags (defined when it is imported).
+# --optimizers and --width are bench_step's flags (defined when it is imported).
 ELEMENTWISE = ['adam', 'momentum', 'optax_adabelief', 'diffgrad', 'adabelief', 'adamp', 'sgdp', 'sgd_sai',
                'coordinate_clip_sgd']
 _ROUNDS = flags.DEFINE_integer('rounds', 15, 'Timed steps per optimizer, interleaved.')
@@ -52,13 +51,13 @@ def main(argv):
   del argv
   names = ['adam'] + [n for n in (flags.FLAGS.optimizers or ELEMENTWISE) if n != 'adam']
   base = make_tree(flags.FLAGS.width)
-  param_bytes = training.tree_bytes(base)
+  param_bytes = tree_bytes(base)
   grads = jax.tree.map(lambda p: p + 1e-3, base)
   runs = {}
   for name in names:
     compiled, state, bytes_accessed = compiled_step(name, base)
     params = jax.tree.map(jnp.copy, base)
-    state_bytes = training.tree_bytes(state)
+    state_bytes = tree_bytes(state)
     params, state = compiled(params, state, grads, jax.random.key(0))  # warm up
     runs[name] = dict(step=compiled, params=params, state=state, times=[], bytes=bytes_accessed,
                       state_bytes=state_bytes)

@@ -31,9 +31,12 @@
 # %%
 import sys
 
-if 'google.colab' in sys.modules:  # Colab only
-  # %pip install -q git+https://github.com/polyak-dev/polyak
-  pass
+if 'google.colab' in sys.modules:  # Colab only: fetch the repository (notebooks import its experiments/)
+  import os
+  import subprocess
+  subprocess.run(['git', 'clone', '-q', 'https://github.com/polyak-dev/polyak'], check=False)
+  os.chdir('polyak')
+  subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', '.'], check=True)
 
 # %%
 import jax
@@ -100,10 +103,10 @@ methods = {
     'Streaming DiLoCo P=2 tau=1 FP4': (ls.streaming_diloco(adam, sync_every=10, num_fragments=2, overlap=1,
                                                            mixing=0.5), {}),
     'SparseLoCo H=10': (ls.sparseloco(adam, sync_every=10, k=64), {}),
-    'EDiT H=10': (decentral.edit.edit(adam, sync_every=10, warmup=5), {}),
+    'EDiT H=10': (decentral.edit(adam, sync_every=10, warmup=5), {}),
     'EF21 top-10%': (optax.chain(decentral.ef21(compression.top_k(ratio=0.1), axis_name='workers'),
                                  optax.sgd(0.5)), {}),
-    'DGC 5%': (decentral.dgc.dgc(0.5, density=0.05, axis_name='workers'), {}),
+    'DGC 5%': (decentral.dgc(0.5, density=0.05, axis_name='workers'), {}),
 }
 results = {name: run(tx, steps, **kw) for name, (tx, kw) in methods.items()}
 results['Just One Byte (K=4)'] = run(

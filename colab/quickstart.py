@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt
 import optax
 
 import optim
-from experiments.lib import training
+from experiments.lib.common import training
 
 print('registered optimizers:', ', '.join(optim.registry.names()))
 

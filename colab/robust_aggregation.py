@@ -32,9 +32,12 @@
 # %%
 import sys
 
-if 'google.colab' in sys.modules:  # Colab only
-  # %pip install -q git+https://github.com/polyak-dev/polyak
-  pass
+if 'google.colab' in sys.modules:  # Colab only: fetch the repository (notebooks import its experiments/)
+  import os
+  import subprocess
+  subprocess.run(['git', 'clone', '-q', 'https://github.com/polyak-dev/polyak'], check=False)
+  os.chdir('polyak')
+  subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', '.'], check=True)
 
 # %%
 import functools

@@ -131,7 +131,7 @@ plt.show()
 # ## 3. Hessian spectra (Sagun et al.; Granziol et al.)
 #
 # `theory.hessian.run(small=True)`: a small MLP on Gaussian clusters; the exact Hessian's spectrum with the
-# SLQ estimate overlaid, outliers against the number of classes (counting rule in `theory/hessian.py`), and
+# SLQ estimate overlaid, outliers against the number of classes (counting rule in `theory/hessian/outliers.py`), and
 # the sharpness of mini-batch Hessians against the batch size with the spiked random-matrix prediction.
 
 # %%

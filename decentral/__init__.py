@@ -1,53 +1,75 @@
-"""polyak.decentral: distributed algorithms written once per worker on a named axis.
+"""decentral: distributed algorithms written once per worker on a named axis.
 
-Run them for n workers with :func:`decentral.axis.run` under vmap, shard_map or pmap.
+Run them for n workers with :func:`decentral.axis.run` under vmap, shard_map or pmap. The package by concern:
+
+- at the top: :mod:`~decentral.axis` (the worker axis), :mod:`~decentral.ledger` (bytes on the wire),
+  :mod:`~decentral.stacked` (the stacked-array helpers rules, attacks and pre-aggregations share),
+  :mod:`~decentral.checks` (argument checks) and :mod:`~decentral.registry` (rules, attacks, compressors and
+  worker-axis transforms by name);
+- :mod:`decentral.robust`: aggregation rules, pre-aggregations, attacks and the :func:`aggregate` transform;
+- :mod:`decentral.compression`: compressors with exact wire bytes, error feedback, DGC, FedZip, RQM;
+- :mod:`decentral.local_sgd`: DiLoCo, Streaming DiLoCo, SparseLoCo, EDiT and A-EDiT;
+- :mod:`decentral.p2p`: topologies, gossip, D-SGD, robust D-SGD and MoNNA;
+- :mod:`decentral.federated`: federated learning (Just One Byte);
+- :mod:`decentral.sim`: the host-side event simulator for methods that are not lock-step.
+
+Every public name is also here at the top (``decentral.krum``, ``decentral.diloco``, ``decentral.ring``).
 """
 
-from decentral import axis, compression, ledger
-from decentral.aggregate import (AggregateState, StatefulRule, aggregate, get_rule, mean, register_rule,
-                                 rules)
-from decentral.topology import Topology, circulant, complete, gossip, ring, spectral_gap
-# Robust aggregation, attacks, more graphs, D-SGD and MoNNA (issue 4).
-from decentral import attacks, preaggregation, robust
-from decentral.attacks import (a_little_is_enough, byzantine, fall_of_empires, flip_labels, gaussian, get_attack,
-                               infinite, inject, inner_product_manipulation, label_flipping, mimic, not_a_number,
-                               optimal_a_little_is_enough, optimal_inner_product_manipulation, replace_faulty,
-                               sign_flipping, strongest)
-from decentral.dsgd import (dsgd, gossip_step, honest_pivot_mean, monna, nearest_to_self, optimal_attack_for,
-                            robust_dsgd, robust_gossip)
-from decentral.preaggregation import (arc, arc_then, bucketing, bucketing_then, clipping, nnm, nnm_then,
-                                      preaggregated)
-from decentral.robust import (centered_clipping, flag_aggregator, geometric_median, krum, median, multi_krum,
-                              multi_metrics, nearest_neighbour_average, sybilwall, trimmed_mean)
-from decentral.topology import (barabasi_albert, erdos_renyi, exponential, from_adjacency, metropolis_hastings,
-                                renormalised, star, torus, uniform_weights)
-
-__all__ = ['axis', 'compression', 'ledger', 'AggregateState', 'StatefulRule', 'aggregate', 'get_rule', 'mean', 'register_rule', 'rules', 'Topology', 'circulant', 'complete',
-           'gossip', 'ring', 'spectral_gap',
-           'attacks', 'preaggregation', 'robust', 'a_little_is_enough', 'byzantine', 'fall_of_empires',
-           'flip_labels', 'gaussian', 'get_attack', 'infinite', 'inject', 'inner_product_manipulation',
-           'label_flipping', 'mimic', 'not_a_number', 'optimal_a_little_is_enough',
-           'optimal_inner_product_manipulation', 'replace_faulty', 'sign_flipping', 'strongest', 'dsgd',
-           'gossip_step', 'honest_pivot_mean', 'monna', 'nearest_to_self', 'optimal_attack_for', 'robust_dsgd', 'robust_gossip', 'arc', 'arc_then', 'bucketing', 'bucketing_then',
-           'clipping', 'nnm', 'nnm_then', 'preaggregated', 'centered_clipping', 'flag_aggregator',
-           'geometric_median', 'krum', 'median', 'multi_krum', 'multi_metrics', 'nearest_neighbour_average',
-           'sybilwall', 'trimmed_mean', 'barabasi_albert', 'erdos_renyi', 'exponential', 'from_adjacency',
-           'metropolis_hastings', 'renormalised', 'star', 'torus', 'uniform_weights']
-# Compression, error feedback, DGC, FedZip and RQM (issue 5, first half).
-from decentral import dgc, error_feedback, fedzip, privacy  # modules (decentral.fedzip.fedzip is the factory)
-from decentral.compression import Compressor
-from decentral.dgc import scale_by_dgc
-from decentral.error_feedback import ef21, ef21_stepsize, ef21_w
+from decentral import axis, checks, ledger, stacked
+from decentral import compression, federated, local_sgd, p2p, robust, sim
+from decentral import registry
+from decentral.compression import privacy
+from decentral.compression.deep_gradient import dgc, scale_by_dgc
+from decentral.compression.feedback import ef21, ef21_stepsize, ef21_w, error_feedback
+from decentral.compression.fedzip_codec import fedzip
+from decentral.compression.privacy import rqm
+from decentral.compression.wire import Compressor
+from decentral.federated import zeroth_order
+from decentral.federated.zeroth_order import just_one_byte
 from decentral.ledger import CommStats, Ledger
-from decentral.privacy import rqm
+from decentral.local_sgd import diloco, edit, run_a_edit, sparseloco, streaming_diloco
+from decentral.p2p.sgd import (dsgd, gossip_step, honest_pivot_mean, monna, nearest_to_self, optimal_attack_for,
+                               robust_dsgd, robust_gossip)
+from decentral.p2p.topology import (Topology, barabasi_albert, circulant, complete, erdos_renyi, exponential,
+                                    from_adjacency, gossip, metropolis_hastings, renormalised, ring, spectral_gap,
+                                    star, torus, uniform_weights)
+from decentral.registry import get_attack, get_rule
+from decentral.robust import attacks, preaggregation
+from decentral.robust.aggregation import AggregateState, StatefulRule, aggregate, mean
+from decentral.robust.attacks import (a_little_is_enough, byzantine, fall_of_empires, flip_labels, gaussian, infinite,
+                                      inject, inner_product_manipulation, label_flipping, mimic, not_a_number,
+                                      optimal_a_little_is_enough, optimal_inner_product_manipulation, replace_faulty,
+                                      sign_flipping, strongest)
+from decentral.robust.cclip import centered_clipping
+from decentral.robust.distance import krum, multi_krum, nearest_neighbour_average
+from decentral.robust.flag import flag_aggregator
+from decentral.robust.order_statistics import median, trimmed_mean
+from decentral.robust.preaggregation import (arc, arc_then, bucketing, bucketing_then, clipping, nnm, nnm_then,
+                                             preaggregated)
+from decentral.robust.similarity import multi_metrics, sybilwall
+from decentral.robust.weiszfeld import geometric_median
+from decentral.sim import events as async_sim
 
-__all__ += ['dgc', 'error_feedback', 'fedzip', 'privacy', 'Compressor', 'scale_by_dgc', 'ef21', 'ef21_stepsize',
-            'ef21_w', 'CommStats', 'Ledger', 'rqm']
-# Local SGD, EDiT, the event simulator and Just One Byte (issue 5, second half).
-from decentral import async_sim, edit, local_sgd, zeroth_order
-from decentral.edit import run_a_edit
-from decentral.local_sgd import diloco, sparseloco, streaming_diloco
-from decentral.zeroth_order import just_one_byte
-
-__all__ += ['async_sim', 'edit', 'local_sgd', 'zeroth_order', 'run_a_edit', 'diloco', 'sparseloco',
-            'streaming_diloco', 'just_one_byte']
+__all__ = [
+    # subpackages and modules
+    'axis', 'checks', 'ledger', 'stacked', 'registry', 'compression', 'federated', 'local_sgd', 'p2p', 'robust',
+    'sim', 'attacks', 'preaggregation', 'privacy', 'zeroth_order', 'async_sim',
+    # robust: the transform, rules, pre-aggregations, attacks
+    'AggregateState', 'StatefulRule', 'aggregate', 'mean', 'get_rule', 'get_attack', 'median', 'trimmed_mean',
+    'krum', 'multi_krum', 'nearest_neighbour_average', 'geometric_median', 'centered_clipping', 'flag_aggregator',
+    'multi_metrics', 'sybilwall', 'arc', 'arc_then', 'bucketing', 'bucketing_then', 'clipping', 'nnm', 'nnm_then',
+    'preaggregated', 'a_little_is_enough', 'byzantine', 'fall_of_empires', 'flip_labels', 'gaussian', 'infinite',
+    'inject', 'inner_product_manipulation', 'label_flipping', 'mimic', 'not_a_number', 'optimal_a_little_is_enough',
+    'optimal_inner_product_manipulation', 'replace_faulty', 'sign_flipping', 'strongest',
+    # p2p: topologies, gossip, D-SGD, MoNNA
+    'Topology', 'barabasi_albert', 'circulant', 'complete', 'erdos_renyi', 'exponential', 'from_adjacency',
+    'gossip', 'metropolis_hastings', 'renormalised', 'ring', 'spectral_gap', 'star', 'torus', 'uniform_weights',
+    'dsgd', 'gossip_step', 'honest_pivot_mean', 'monna', 'nearest_to_self', 'optimal_attack_for', 'robust_dsgd',
+    'robust_gossip',
+    # compression, error feedback, DGC, FedZip, RQM; the ledger
+    'Compressor', 'error_feedback', 'ef21', 'ef21_stepsize', 'ef21_w', 'dgc', 'scale_by_dgc', 'fedzip', 'rqm',
+    'CommStats', 'Ledger',
+    # local SGD, EDiT, Just One Byte
+    'diloco', 'streaming_diloco', 'sparseloco', 'edit', 'run_a_edit', 'just_one_byte',
+]

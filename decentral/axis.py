@@ -28,9 +28,12 @@ import functools
 from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from decentral import checks
 
 BACKENDS = ('vmap', 'shard_map', 'pmap')
 
@@ -54,8 +57,7 @@ def run(step: Callable[..., Any], n: int, *, axis_name: str = 'workers', backend
   """
   if backend not in BACKENDS:
     raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
-  if not isinstance(n, (int, np.integer)) or n < 1:
-    raise ValueError(f'n must be a positive integer, got {n!r}')
+  checks.positive_int(n, 'n')
   if backend == 'vmap':
     return jax.jit(jax.vmap(step, in_axes=in_axes, axis_name=axis_name, axis_size=n))
   devices = list(devices if devices is not None else jax.devices())
@@ -63,22 +65,46 @@ def run(step: Callable[..., Any], n: int, *, axis_name: str = 'workers', backend
     raise ValueError(f'backend {backend!r} needs n={n} devices (one worker each), found {len(devices)}; '
                      'set XLA_FLAGS=--xla_force_host_platform_device_count or use backend="vmap"')
   devices = devices[:n]
+  mesh = Mesh(np.asarray(devices), (axis_name,))
   if backend == 'pmap':
-    return jax.pmap(step, axis_name=axis_name, in_axes=in_axes, devices=devices)
-  return _shard_mapped(step, n, axis_name, in_axes, devices)
+    return _on_mesh(jax.pmap(step, axis_name=axis_name, in_axes=in_axes, devices=devices), mesh, in_axes, n)
+  return _on_mesh(_shard_mapped(step, mesh, in_axes), mesh, in_axes, n)
 
 
-def _shard_mapped(step, n, axis_name, in_axes, devices):
+def _axes_of(in_axes, args):
+  axes = in_axes if isinstance(in_axes, (list, tuple)) else (in_axes,) * len(args)
+  if len(axes) != len(args):
+    raise ValueError(f'in_axes has {len(axes)} entries for {len(args)} arguments')
+  return axes
+
+
+def _on_mesh(mapped, mesh, in_axes, n):
+  """``mapped`` with its inputs first placed on ``mesh`` the way its outputs come back.
+
+  An array's sharding is part of its type: without this, a loop that feeds the outputs of one step into the next
+  would trace (and compile) the step a second time on its second call. Stacked inputs are split over the axis,
+  shared ones replicated; inputs mapped along another axis (pmap's ``in_axes=1``) are left as they are.
+  """
+  (axis_name,) = mesh.axis_names
+
+  @functools.wraps(mapped)
+  def placed(*args):
+    axes = _axes_of(in_axes, args)
+    _check_leading(args, axes, n)
+    return mapped(*(jax.device_put(arg, NamedSharding(mesh, P(axis_name) if a == 0 else P()))
+                    if a in (0, None) else arg for arg, a in zip(args, axes)))
+
+  return placed
+
+
+def _shard_mapped(step, mesh, in_axes):
   for a in (in_axes if isinstance(in_axes, (list, tuple)) else (in_axes,)):
     if a not in (0, None):  # shard_map splits the leading axis only
       raise ValueError(f'shard_map: in_axes entries must be 0 (stacked) or None (shared), got {a!r}')
-  mesh = Mesh(np.asarray(devices), (axis_name,))
+  (axis_name,) = mesh.axis_names
 
   def call(*args):
-    axes = in_axes if isinstance(in_axes, (list, tuple)) else (in_axes,) * len(args)
-    if len(axes) != len(args):
-      raise ValueError(f'in_axes has {len(axes)} entries for {len(args)} arguments')
-    _check_leading(args, axes, n)
+    axes = _axes_of(in_axes, args)
     specs = tuple(P(axis_name) if a == 0 else P() for a in axes)
 
     def per_device(*blocks):
@@ -102,21 +128,32 @@ def _check_leading(args, axes, n):
                          f'got a leaf of shape {np.shape(leaf)}')
 
 
-def varying(tree: Any, axis_name: str) -> Any:
+def varying(tree: Any, axis_name: str | None) -> Any:
   """Marks a value replicated over ``axis_name`` as varying per worker (a no-op outside ``shard_map``).
 
   Differentiate with respect to the result to get each worker's own gradient rather than the sum over
-  workers that ``shard_map`` returns for a replicated parameter.
+  workers that ``shard_map`` returns for a replicated parameter. The same cast makes the branches of a
+  ``lax.cond`` agree on which manual axes their outputs vary over (a branch that all-reduces returns invariant
+  values, the other per-worker state), and keeps an optimizer state's type fixed so it can be the carry of a
+  ``lax.scan``. Outside a manual axis (vmap, pmap, ``axis_name=None`` for one worker) this is the identity.
   """
-  if axis_name not in getattr(jax.sharding.get_abstract_mesh(), 'manual_axes', ()):
+  manual = getattr(jax.sharding.get_abstract_mesh(), 'manual_axes', ())
+  if axis_name is None or axis_name not in manual:
     return tree  # vmap and pmap have no replicated/varying distinction to mend
 
   def cast(x):
-    if axis_name in jax.typeof(x).manual_axis_type.varying:  # already varying: pcast would fail
+    x = jnp.asarray(x)
+    if axis_name in _varying_axes(x):  # already varying: pcast would fail
       return x
     return lax.pcast(x, axis_name, to='varying')
 
   return jax.tree.map(cast, tree)
+
+
+def _varying_axes(x) -> frozenset:
+  aval = jax.typeof(x)
+  mat = getattr(aval, 'mat', None)  # jax >= 0.9: the manual axis type; earlier: aval.vma
+  return frozenset(getattr(mat, 'varying', None) or getattr(aval, 'vma', None) or ())
 
 
 def axis_size(axis_name: str) -> int:
@@ -127,6 +164,16 @@ def axis_size(axis_name: str) -> int:
 def worker_index(axis_name: str) -> jax.Array:
   """This worker's index on ``axis_name``."""
   return lax.axis_index(axis_name)
+
+
+def worker_key(key: jax.Array, count: int | jax.Array, axis_name: str | None) -> jax.Array:
+  """``fold_in(fold_in(key, count), worker_index)``: a key of its own for every worker and round.
+
+  Randomised compressors and samplers draw from it, so draws are independent across workers and rounds and one
+  seed gives one result. ``axis_name=None`` (one worker, no axis) folds in the round only.
+  """
+  key = jax.random.fold_in(key, count)
+  return key if axis_name is None else jax.random.fold_in(key, worker_index(axis_name))
 
 
 def all_gather(tree: Any, axis_name: str) -> Any:

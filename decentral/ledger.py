@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from decentral import checks
+
 PyTree = Any
 
 
@@ -97,9 +99,7 @@ class Ledger:
   """
 
   def __init__(self, num_workers: int):
-    if not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
-      raise ValueError(f'num_workers must be a positive integer, got {num_workers!r}')
-    self.num_workers = int(num_workers)
+    self.num_workers = checks.positive_int(num_workers, 'num_workers')
     self.per_worker = np.zeros(self.num_workers, dtype=object)  # Python ints: exact, unbounded
     self.received = np.zeros(self.num_workers, dtype=object)
     self.rounds = 0

@@ -5,33 +5,21 @@
     python -m experiments.communication --config=experiments/configs/communication.py \
         --config.experiment=dgc --config.dgc.data_dir=../shared/data/mnist --workdir=/tmp/polyak/dgc
 
-``--config.experiment`` names the sub-experiment (see ``experiments/lib/communication.py``); its settings live in
-``--config.<experiment>.*``. Each writes ``config.json``, ``metrics.jsonl``, ``summary.json``, ``table.txt`` and
-a PNG plot under ``--workdir`` and prints its summary table.
+``--config.experiment`` names the sub-experiment (ef21, dgc, compressors, diloco: see
+``experiments/lib/communication``); its settings are ``--config.<experiment>.*``. Each writes ``config.json``,
+``metrics.jsonl``, ``results.json``, ``table.txt`` and a PNG plot under ``--workdir`` and prints its table.
 """
-
-from __future__ import annotations
-
-import os
 
 from absl import app, flags
 import jax
 from ml_collections import config_flags
 
 from experiments.lib import communication
+from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', os.path.join(os.path.dirname(__file__), 'configs', 'communication.py'))
-_WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/communication', 'Where metrics, config, table and plots go.')
-
-
-def main(argv):
-  del argv
-  _, text = communication.run(_CONFIG.value, _WORKDIR.value)
-  print(text)
-  print(f'\nwrote {_WORKDIR.value}/metrics.jsonl, summary.json, table.txt')
-
+_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('communication'))
+_WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/communication', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':
   jax.config.parse_flags_with_absl()
-  app.run(main)
+  app.run(script.main(communication, _CONFIG, _WORKDIR))

@@ -1,127 +1,200 @@
-"""A registry of optimizers by name, for the main job, the training script and the conformance suite.
+"""Registries by name: one small generic type, and the optimizers registered in it.
 
-Each optimizer module registers itself at import time::
+:class:`Registry` is the one registry type of polyak: optimizers (here), aggregation rules, attacks,
+compressors and worker-axis transforms (:mod:`decentral.registry`) are all registries of it. An entry records a
+factory, the keyword arguments it is built with by default, free tags, and, for transforms that need an oracle
+at ``update`` time (``GradientTransformationExtraArgs``), a function building those extra arguments.
 
-    registry.register('diffgrad', diffgrad, learning_rate=1e-3)
+Nothing registers itself on import: the optimizers are listed once, explicitly, at the end of this module, so
+the list of what the suites check and the scripts offer is read in one place.
 
-An entry records the factory (``factory(learning_rate=..., **hparams)`` returns an optax transform), the
-hyperparameters it runs with by default on the embedded problem, and, for transforms that need an oracle at
-``update`` time (``GradientTransformationExtraArgs``), a function building those extra arguments.
-
->>> import optax
 >>> from optim import registry
 >>> tx = registry.build('adam', learning_rate=0.1)
 >>> 'adam' in registry.names()
 True
+>>> registry.get('no-such-optimizer')
+Traceback (most recent call last):
+...
+KeyError: "unknown optimizer name 'no-such-optimizer'; known: ..."
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+import inspect
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
 import optax
 
-# extra_args(loss_fn, params, key) -> dict of keyword arguments for ``update``. ``loss_fn(params)`` returns a
-# scalar on the current batch; ``logits_fn(params)`` (passed when the model has one) returns the model's logits
-# so estimators that sample labels from the model (Sophia-G's Gauss-Newton-Bartlett) can use them.
+from optim.optimizers import adabelief, adamp, auon, averaging, clipping, diffgrad, frugal, langevin, mfac
+from optim.optimizers import rolling_ball, sgd_sai, sophia, swan
+
+T = TypeVar('T')
+
+# extra_args(loss_fn, params, key[, logits_fn]) -> keyword arguments for ``update``. ``loss_fn(params)`` is a
+# scalar on the current batch; ``logits_fn(params)`` (when the model has one) gives the logits, for estimators
+# that sample labels from the model (Sophia-G's Gauss-Newton-Bartlett).
 ExtraArgsFn = Callable[..., Mapping[str, Any]]
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-  """One registered optimizer."""
-
-  name: str
-  factory: Callable[..., optax.GradientTransformation]
-  defaults: Mapping[str, Any]
-  extra_args: ExtraArgsFn | None = None
-  tags: frozenset[str] = frozenset()
-
-  def oracles(self, **available: Any) -> dict[str, Any]:
-    """The extra ``update`` arguments for this entry, built from the oracles a training loop has.
-
-    ``available`` holds ``loss_fn``, ``params``, ``key`` and optionally ``logits_fn``; only the names that
-    ``extra_args`` accepts are passed. Returns ``{}`` for plain transforms.
-    """
-    if self.extra_args is None:
-      return {}
-    accepted = _accepted(self.extra_args)
-    if not any(p.endswith('kwargs') for p in accepted):
-      available = {k: v for k, v in available.items() if k in accepted}
-    return dict(self.extra_args(**available))
-
-  def build(self, **overrides: Any) -> optax.GradientTransformation:
-    unknown = set(overrides) - set(self.defaults) - _accepted(self.factory)
-    if unknown:
-      raise TypeError(f'optimizer {self.name!r} got unknown hyperparameters {sorted(unknown)}')
-    return self.factory(**{**self.defaults, **overrides})
-
-
-_REGISTRY: dict[str, Entry] = {}
-
-
-def _accepted(factory: Callable[..., Any]) -> set[str]:
-  import inspect
+def accepted(fn: Callable[..., Any]) -> set[str]:
+  """The keyword names ``fn`` accepts (empty when it has no inspectable signature)."""
   try:
-    return set(inspect.signature(factory).parameters)
+    return set(inspect.signature(fn).parameters)
   except (TypeError, ValueError):
     return set()
 
 
-def register(name: str, factory: Callable[..., optax.GradientTransformation], *,
-             extra_args: ExtraArgsFn | None = None, tags: tuple[str, ...] = (),
-             **defaults: Any) -> Callable[..., optax.GradientTransformation]:
-  """Registers ``factory`` under ``name`` with its default hyperparameters; returns ``factory``.
+@dataclasses.dataclass(frozen=True)
+class Entry(Generic[T]):
+  """One registered factory: ``build(**overrides)`` calls it with its defaults updated by ``overrides``."""
+
+  name: str
+  factory: Callable[..., T]
+  defaults: Mapping[str, Any]
+  kind: str = 'entry'
+  extra_args: ExtraArgsFn | None = None
+  tags: frozenset[str] = frozenset()
+
+  def build(self, **overrides: Any) -> T:
+    known = accepted(self.factory)
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in _parameters(self.factory))
+    unknown = set(overrides) - set(self.defaults) - known
+    if unknown and not takes_kwargs:
+      raise TypeError(f'{self.kind} {self.name!r} got unknown arguments {sorted(unknown)}; '
+                      f'it takes {sorted(known | set(self.defaults))}')
+    return self.factory(**{**self.defaults, **overrides})
+
+  def oracles(self, **available: Any) -> dict[str, Any]:
+    """The extra ``update`` arguments of this entry, built from the oracles a training loop has.
+
+    ``available`` holds ``loss_fn``, ``params``, ``key`` and optionally ``logits_fn``; only the names that
+    ``extra_args`` accepts are passed. Returns ``{}`` for entries without oracles.
+    """
+    if self.extra_args is None:
+      return {}
+    names = accepted(self.extra_args)
+    if not any(p.kind == p.VAR_KEYWORD for p in _parameters(self.extra_args)):
+      available = {k: v for k, v in available.items() if k in names}
+    return dict(self.extra_args(**available))
+
+
+def _parameters(fn):
+  try:
+    return list(inspect.signature(fn).parameters.values())
+  except (TypeError, ValueError):
+    return []
+
+
+class Registry(Generic[T]):
+  """Factories by name, of one kind (``'optimizer'``, ``'aggregation rule'``, ...).
 
   Args:
-    name: the name used on the command line (``--config.optimizer.name``).
-    factory: ``factory(learning_rate=..., **hparams) -> GradientTransformation``.
-    extra_args: for ``GradientTransformationExtraArgs``, builds the oracle arguments of ``update``.
-    tags: free labels: ``'baseline'`` (optax's own), ``'stateless'`` (no per-parameter state, so a tree
-      mismatch cannot be detected), ``'matrix'`` (treats 2-D leaves as matrices), ``'slow'``.
-    **defaults: hyperparameters used when none are given; must include ``learning_rate``.
+    kind: what the entries are, used in error messages.
+    required: default keyword arguments every entry must declare (optimizers: ``learning_rate``).
   """
-  if name in _REGISTRY and _REGISTRY[name].factory is not factory:
-    raise ValueError(f'optimizer name {name!r} is already registered')
-  if 'learning_rate' not in defaults:
-    raise ValueError(f'register({name!r}): defaults must include learning_rate')
-  _REGISTRY[name] = Entry(name, factory, dict(defaults), extra_args, frozenset(tags))
-  return factory
+
+  def __init__(self, kind: str, *, required: tuple[str, ...] = ()):
+    self.kind = kind
+    self.required = required
+    self._entries: dict[str, Entry[T]] = {}
+
+  def register(self, name: str, factory: Callable[..., T], *, extra_args: ExtraArgsFn | None = None,
+               tags: tuple[str, ...] = (), **defaults: Any) -> Callable[..., T]:
+    """Adds ``factory`` under ``name`` with its default keyword arguments; returns ``factory``.
+
+    Tags are free labels; those the suites read: ``'baseline'`` (optax's own), ``'stateless'`` (no
+    per-parameter state, so a tree mismatch cannot be detected), ``'matrix'`` (treats 2-D leaves as
+    matrices), ``'slow'`` (left out of the main job by default), ``'stateful'`` (a rule with state).
+    """
+    if name in self._entries and self._entries[name].factory is not factory:
+      raise ValueError(f'{self.kind} name {name!r} is already registered')
+    missing = [r for r in self.required if r not in defaults]
+    if missing:
+      raise ValueError(f'register({name!r}): a {self.kind} must declare defaults for {missing}')
+    self._entries[name] = Entry(name, factory, dict(defaults), self.kind, extra_args, frozenset(tags))
+    return factory
+
+  def get(self, name: str) -> Entry[T]:
+    """The entry registered under ``name``; a ``KeyError`` lists the known names otherwise."""
+    if name not in self._entries:
+      raise KeyError(f'unknown {self.kind} name {name!r}; known: {", ".join(sorted(self._entries))}')
+    return self._entries[name]
+
+  def build(self, name: str, **overrides: Any) -> T:
+    """``get(name).build(**overrides)``."""
+    return self.get(name).build(**overrides)
+
+  def names(self, *, without: tuple[str, ...] = (), having: tuple[str, ...] = ()) -> list[str]:
+    """Names in registration order, without entries tagged with any of ``without``, keeping only those
+    tagged with all of ``having``."""
+    return [n for n, e in self._entries.items() if not e.tags & set(without) and set(having) <= e.tags]
+
+  def entries(self) -> list[Entry[T]]:
+    return list(self._entries.values())
+
+  def __contains__(self, name: object) -> bool:
+    return name in self._entries
+
+  def __iter__(self) -> Iterator[str]:
+    return iter(self._entries)
+
+  def __len__(self) -> int:
+    return len(self._entries)
+
+  def __repr__(self) -> str:
+    return f'Registry({self.kind!r}, {len(self)} entries)'
 
 
-def get(name: str) -> Entry:
-  """The entry registered under ``name``; a ``KeyError`` lists the known names otherwise."""
-  _load_all()
-  if name not in _REGISTRY:
-    raise KeyError(f'unknown optimizer name {name!r}; known: {", ".join(sorted(_REGISTRY))}')
-  return _REGISTRY[name]
+optimizers: Registry[optax.GradientTransformation] = Registry('optimizer', required=('learning_rate',))
+
+# The module-level functions act on the optimizer registry (``optim.registry.build('adam', ...)``).
+register = optimizers.register
+get = optimizers.get
+build = optimizers.build
+names = optimizers.names
+entries = optimizers.entries
 
 
-def build(name: str, **overrides: Any) -> optax.GradientTransformation:
-  """``get(name).build(**overrides)``."""
-  return get(name).build(**overrides)
+def _sgd_momentum(learning_rate, momentum=0.9, nesterov=False):
+  return optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
 
 
-def names(*, without: tuple[str, ...] = ()) -> list[str]:
-  """Registered names in registration order, leaving out entries carrying any tag in ``without``."""
-  _load_all()
-  return [n for n, e in _REGISTRY.items() if not e.tags & set(without)]
-
-
-def entries() -> list[Entry]:
-  _load_all()
-  return list(_REGISTRY.values())
-
-
-def _load_all() -> None:
-  import optim  # noqa: F401  (importing the package registers every optimizer module)
-
-
-# optax's own, the baselines everything is compared with.
+# optax's own: the baselines everything is compared with.
 register('sgd', optax.sgd, learning_rate=0.1, tags=('baseline', 'stateless'))
-register('momentum', lambda learning_rate, momentum=0.9, nesterov=False: optax.sgd(
-    learning_rate, momentum=momentum, nesterov=nesterov), learning_rate=0.05, tags=('baseline',))
+register('momentum', _sgd_momentum, learning_rate=0.05, tags=('baseline',))
 register('adam', optax.adam, learning_rate=3e-3, tags=('baseline',))
 register('adamw', optax.adamw, learning_rate=3e-3, weight_decay=1e-4, tags=('baseline',))
 register('optax_adabelief', optax.adabelief, learning_rate=3e-3, tags=('baseline',))
+# Muon orthogonalises 2-D updates with Newton-Schulz: a matrix method, and the slowest step of the set on CPU.
+register('muon', optax.contrib.muon, learning_rate=0.02, tags=('baseline', 'matrix', 'slow'))
+
+# The seed papers' optimizers; defaults are the learning rates tuned on the embedded digits problem.
+register('diffgrad', diffgrad.diffgrad, learning_rate=1e-2)
+register('adabelief', adabelief.adabelief, learning_rate=1e-2)
+register('adamp', adamp.adamp, learning_rate=3e-3)
+register('sgdp', adamp.sgdp, learning_rate=0.05, momentum=0.9)
+register('sgd_sai', sgd_sai.sgd_sai, learning_rate=1e-2)
+register('mfac', mfac.mfac, learning_rate=0.03, num_grads=32, damping=1e-2)
+register('sophia_h', sophia.sophia_h, learning_rate=3e-3, gamma=0.05, extra_args=sophia.loss_oracle)
+register('sophia_g', sophia.sophia_g, learning_rate=3e-3, gamma=0.04, weight_decay=1e-4,
+         extra_args=sophia.logits_oracle)
+register('rolling_ball', rolling_ball.rolling_ball, learning_rate=1.0, radius=0.5, projection_step_size=0.03,
+         extra_args=rolling_ball.value_and_grad_oracle)
+register('swan', swan.swan, learning_rate=0.02, tags=('matrix', 'stateless'))
+register('auon', auon.auon, learning_rate=0.05, tags=('matrix',))
+register('hybrid_auon', auon.hybrid_auon, learning_rate=0.05, tags=('matrix',))
+register('frugal', frugal.frugal, learning_rate=3e-3, tags=('matrix',))
+register('coordinate_clip_sgd', clipping.coordinate_clip_sgd, learning_rate=0.1, fraction=0.01)
+register('sgld', langevin.sgld, learning_rate=0.1, beta=1e5, tags=('stateless',))
+
+# Composable transforms that are not optimizers on their own: the conformance suite runs each chained after an
+# SGD step (``optax.chain(optax.sgd(lr), transform)``), the place each of them is meant to take.
+transforms: Registry[optax.GradientTransformation] = Registry('transform')
+transforms.register('coordinate_clip', clipping.coordinate_clip, fraction=0.01, tags=('stateless',))
+transforms.register('tail_average', averaging.tail_average, start=2)
+transforms.register('swa', averaging.swa, start=2, every=2)
+transforms.register('ema_params', averaging.ema_params, decay=0.9)
+transforms.register('langevin_noise', langevin.add_langevin_noise, learning_rate=0.05, beta=1e5,
+                    tags=('stateless',))
+transforms.register('project_to_sphere', langevin.project_to_sphere, radius=3.0)

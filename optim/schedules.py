@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from optim import _checks
+from optim import checks
 
 
 def linear_decay_schedule(peak_value: float, total_steps: int, warmup_steps: int = 0) -> optax.Schedule:
@@ -47,9 +47,9 @@ def linear_decay_schedule(peak_value: float, total_steps: int, warmup_steps: int
 
   arXiv 2310.07831.
   """
-  _checks.non_negative('peak_value', peak_value)
-  _checks.check('warmup_steps', warmup_steps, lambda v: v >= 0 and v == int(v), 'an integer >= 0')
-  _checks.check('total_steps', total_steps, lambda v: v == int(v) and v >= warmup_steps + 2,
+  checks.non_negative('peak_value', peak_value)
+  checks.check('warmup_steps', warmup_steps, lambda v: v >= 0 and v == int(v), 'an integer >= 0')
+  checks.check('total_steps', total_steps, lambda v: v == int(v) and v >= warmup_steps + 2,
                 f'an integer >= warmup_steps + 2 = {warmup_steps + 2}')
   decay = optax.linear_schedule(peak_value, 0.0, total_steps - 1 - warmup_steps)
   if warmup_steps == 0:
@@ -86,15 +86,15 @@ def refine(grad_norms: Sequence[float], norm: str = 'l2', smoothing: float = 0.1
   Returns:
     ``eta / max(eta)`` with ``eta_t = w_t * sum_{p > t} w_p / sum_p w_p``.
   """
-  _checks.one_of('norm', norm, ('l2', 'l1'))
-  _checks.check('smoothing', smoothing, lambda v: 0 <= v <= 1, 'in [0, 1]')
+  checks.one_of('norm', norm, ('l2', 'l1'))
+  checks.check('smoothing', smoothing, lambda v: 0 <= v <= 1, 'in [0, 1]')
   g = np.asarray(grad_norms, np.float64)
   if g.ndim != 1 or g.size < 2:
     raise ValueError(f'grad_norms must be a 1-D sequence of at least 2 norms, got shape {g.shape}')
   if not np.all(np.isfinite(g) & (g > 0)):
     raise ValueError('grad_norms must be positive and finite')
   if total_steps is not None:
-    _checks.check('total_steps', total_steps, lambda v: v >= 2 and v == int(v), 'an integer >= 2')
+    checks.check('total_steps', total_steps, lambda v: v >= 2 and v == int(v), 'an integer >= 2')
     g = np.interp(np.linspace(0, g.size - 1, int(total_steps)), np.arange(g.size), g)
   width = 2 * (int(smoothing * g.size) // 2) + 1
   g = median_smooth(g, width)
@@ -132,7 +132,7 @@ def refined_schedule(grad_norms: Sequence[float], peak_value: float, norm: str =
 
   arXiv 2310.07831.
   """
-  _checks.non_negative('peak_value', peak_value)
+  checks.non_negative('peak_value', peak_value)
   values = jnp.asarray(peak_value * refine(grad_norms, norm, smoothing, total_steps))
 
   def schedule(count):

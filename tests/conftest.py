@@ -7,8 +7,7 @@ import pytest
 
 # The real data sets live beside the repository (../shared/data), not in it; POLYAK_SHARED_DATA overrides.
 _CANDIDATES = (os.environ.get('POLYAK_SHARED_DATA', ''),
-               os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'),
-               '/work/shared/data')
+               os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'))
 
 
 @pytest.fixture

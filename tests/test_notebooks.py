@@ -25,6 +25,21 @@ def test_notebook_is_paired_with_its_py(path):
       f'{os.path.basename(path)} and its .py differ: run `jupytext --sync {paired}`')
 
 
+INSTALL = """if 'google.colab' in sys.modules:  # Colab only: fetch the repository (notebooks import its experiments/)
+  import os
+  import subprocess
+  subprocess.run(['git', 'clone', '-q', 'https://github.com/polyak-dev/polyak'], check=False)
+  os.chdir('polyak')
+  subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', '.'], check=True)"""
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=os.path.basename)
+def test_notebook_installs_the_one_way(path):
+  # One install cell for every notebook: a clone (experiments/ is not in the wheel) and an editable install.
+  sources = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == 'code']
+  assert any(INSTALL in s for s in sources), f'{os.path.basename(path)} does not install polyak the common way'
+
+
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=os.path.basename)
 def test_notebook_executes(path):
   nb = nbformat.read(path, as_version=4)

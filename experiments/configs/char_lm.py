@@ -1,5 +1,12 @@
 """Config of the character-level LM comparison (experiments/char_lm.py). Presets: '' (default) and 'smoke'.
 
+    python -m experiments.char_lm --config.data_dir=../shared/data/tinyshakespeare     # the default preset
+      112k-parameter transformer, 300 steps each on tiny Shakespeare: validation loss SWAN 2.10, FRUGAL 2.20,
+      AdamW 2.25, hybrid AuON 2.25, muon 2.33, AuON 2.36, Sophia-G/H 2.38 (SWAN with no optimizer state).
+      2.5 min on 2 CPU cores. The `char_lm_swan` claim.
+    python -m experiments.char_lm --config=experiments/configs/char_lm.py:smoke
+      12 steps on the embedded text: SWAN 1.73, AdamW 2.77; 1-4 min (compilation dominates: 8 optimizers).
+
     --config.optimizers=swan,adamw           # any registered names, compared at equal steps
     --config.learning_rates.swan=0.005       # per-optimizer learning rate (others: the registry's default)
     --config.data_dir=../shared/data/tinyshakespeare   # folder with input.txt; empty = a small embedded text
@@ -7,13 +14,11 @@
 
 import ml_collections
 
-# Used when --config.optimizers is empty; names not registered (e.g. Sophia before it lands) are skipped.
-DEFAULT_OPTIMIZERS = ('swan', 'auon', 'hybrid_auon', 'frugal', 'sophia_g', 'sophia_h', 'adamw', 'muon')
-
 
 def get_config(preset: str = ''):
   c = ml_collections.ConfigDict()
-  c.optimizers = ''         # comma-separated registry names; empty = DEFAULT_OPTIMIZERS that are registered
+  c.record = False          # write experiments/results/<claim>.json (only with a claim's exact config)
+  c.optimizers = 'swan,auon,hybrid_auon,frugal,sophia_g,sophia_h,adamw,muon'  # registry names
   c.data_dir = ''           # folder holding input.txt (tiny Shakespeare); empty = the embedded text
   c.steps = 300
   c.batch_size = 32

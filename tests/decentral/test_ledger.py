@@ -8,7 +8,8 @@ import pytest
 
 from decentral import axis, ledger
 from decentral import compression as C
-from decentral import dgc, error_feedback
+from decentral.compression import deep_gradient as dgc
+from decentral.compression import feedback as error_feedback
 
 
 def test_ledger_totals_are_exact_python_integers():

@@ -8,7 +8,7 @@ import pytest
 
 import torch_trajectories
 from optim import adamp, sgdp
-from optim.adamp import project_radial
+from optim.optimizers.adamp import project_radial
 
 # A tiny problem in flax layout (in, out): W is scale-invariant per output channel, V as a whole (not per
 # channel), U and b are ordinary.

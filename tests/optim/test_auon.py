@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.lib import data, models
+import digits
 from optim import auon, hybrid_auon, scale_by_auon, scale_by_hybrid_auon
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
@@ -137,20 +137,6 @@ def test_rejects_bad_hyperparameters(kwargs, name):
 
 @pytest.mark.parametrize('make', [lambda: auon(0.05), lambda: hybrid_auon(0.05)])
 def test_trains_an_mlp_on_digits(make):
-  ds = data.load_digits()
-  net = models.MLP(hidden=(32,))
-  params = net.init(jax.random.key(0), ds.x_train[:1])
-  tx = make()
-  state = tx.init(params)
-
-  @jax.jit
-  def step(params, state, x, y):
-    loss, grads = jax.value_and_grad(lambda p: models.cross_entropy(net.apply(p, x), y))(params)
-    updates, state = tx.update(grads, state, params)
-    return optax.apply_updates(params, updates), state, loss
-
-  for t in range(150):
-    idx = data.batch_indices(len(ds.x_train), 64, t)
-    params, state, _ = step(params, state, ds.x_train[idx], ds.y_train[idx])
-  assert float(models.cross_entropy(net.apply(params, ds.x_train), ds.y_train)) < 0.25
-  assert float(jnp.mean(jnp.argmax(net.apply(params, ds.x_test), -1) == ds.y_test)) > 0.93
+  fit = digits.fit(make())
+  assert fit.train_loss < 0.25
+  assert fit.test_accuracy > 0.93

@@ -38,10 +38,17 @@ def test_tail_average_and_swa_equal_np_mean(start, every):
     np.testing.assert_allclose(second[k], outer, rtol=1e-5, atol=1e-6)
 
 
-def test_swa_is_tail_average_every_c():
-  h1, s1 = _iterates(optim.swa(start=2, every=3))
-  h2, s2 = _iterates(optim.tail_average(start=2, every=3))
-  jax.tree.map(np.testing.assert_array_equal, optim.averaged_params(s1), optim.averaged_params(s2))
+def test_swa_follows_the_papers_running_average():
+  # Izmailov et al. (arXiv 1803.05407), Algorithm 1 with cycle length c: at the end of each cycle after the
+  # start, w_swa <- (w_swa * n_models + w) / (n_models + 1). With start=2, c=3 over 12 steps the cycle ends are
+  # the iterates t = 5, 8, 11 (counted from 1), written out here rather than derived from the selection rule.
+  history, state = _iterates(optim.swa(start=2, every=3))
+  for k in ('w', 'b'):
+    w_swa, n_models = np.zeros_like(history[0][k]), 0
+    for t in (5, 8, 11):
+      w_swa = (w_swa * n_models + history[t - 1][k]) / (n_models + 1)
+      n_models += 1
+    np.testing.assert_allclose(optim.averaged_params(state)[k], w_swa, rtol=1e-5, atol=1e-6)
 
 
 def test_ema_params_is_the_debiased_geometric_average():

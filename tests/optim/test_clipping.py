@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from optim import coordinate_clip, coordinate_clip_sgd
-from optim.clipping import top_fraction_threshold
+from optim.optimizers.clipping import top_fraction_threshold
 
 
 def _tree(dtype=np.float32, seed=0):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from optim import curvature
+from optim.primitives import curvature
 
 
 def _mlp_params(seed):

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from optim import estimators
+from optim.primitives import estimators
 
 
 def _rotated(spectrum, seed=0):

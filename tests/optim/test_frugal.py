@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.lib import data, models
+import digits
 from optim import frugal, scale_by_frugal
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
@@ -236,20 +236,6 @@ def test_rejects_projecting_a_non_matrix():
 
 
 def test_trains_an_mlp_on_digits():
-  ds = data.load_digits()
-  net = models.MLP(hidden=(32,))
-  params = net.init(jax.random.key(0), ds.x_train[:1])
-  tx = frugal(1e-2, update_gap=50)
-  state = tx.init(params)
-
-  @jax.jit
-  def step(params, state, x, y):
-    loss, grads = jax.value_and_grad(lambda p: models.cross_entropy(net.apply(p, x), y))(params)
-    updates, state = tx.update(grads, state, params)
-    return optax.apply_updates(params, updates), state, loss
-
-  for t in range(150):
-    idx = data.batch_indices(len(ds.x_train), 64, t)
-    params, state, _ = step(params, state, ds.x_train[idx], ds.y_train[idx])
-  assert float(models.cross_entropy(net.apply(params, ds.x_train), ds.y_train)) < 0.25
-  assert float(jnp.mean(jnp.argmax(net.apply(params, ds.x_test), -1) == ds.y_test)) > 0.93
+  fit = digits.fit(frugal(1e-2, update_gap=50))
+  assert fit.train_loss < 0.25
+  assert fit.test_accuracy > 0.93

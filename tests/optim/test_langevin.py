@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import optim
-from optim import langevin
+from optim.optimizers import langevin
 
 
 def _noise(seed, step, tree):

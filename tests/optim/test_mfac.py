@@ -13,9 +13,9 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.lib import data, models
+import digits
 from optim import mfac
-from optim.mfac import fisher_inverse_product, scale_by_mfac
+from optim.optimizers.mfac import fisher_inverse_product, scale_by_mfac
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 NAMES = ('w1', 'b1', 'w2', 'b2')
@@ -156,20 +156,6 @@ def test_bad_hyperparameters_are_named(kwargs, name):
 
 
 def test_trains_an_mlp_on_digits():
-  ds = data.load_digits()
-  net = models.MLP(hidden=(32,))
-  params = net.init(jax.random.key(0), ds.x_train[:1])
-  tx = mfac(0.03, num_grads=32, damping=1e-2)
-  state = tx.init(params)
-
-  @jax.jit
-  def step(params, state, x, y):
-    loss, grads = jax.value_and_grad(lambda p: models.cross_entropy(net.apply(p, x), y))(params)
-    updates, state = tx.update(grads, state, params)
-    return optax.apply_updates(params, updates), state, loss
-
-  for t in range(150):
-    idx = data.batch_indices(len(ds.x_train), 64, t)
-    params, state, _ = step(params, state, ds.x_train[idx], ds.y_train[idx])
-  assert float(models.cross_entropy(net.apply(params, ds.x_train), ds.y_train)) < 0.3
-  assert float(jnp.mean(jnp.argmax(net.apply(params, ds.x_test), -1) == ds.y_test)) > 0.9
+  fit = digits.fit(mfac(0.03, num_grads=32, damping=1e-2))
+  assert fit.train_loss < 0.3
+  assert fit.test_accuracy > 0.9

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from optim import newton_schulz as ns
+from optim.primitives import newton_schulz as ns
 
 
 def _matrix(m, n, s_min=0.05, seed=0):
@@ -124,3 +124,15 @@ def test_bad_coefficients_raise():
     ns.orthogonalize(jnp.ones((2, 3)), coeffs='septic')
   with pytest.raises(ValueError, match='coeffs'):
     ns.orthogonalize(jnp.ones((2, 3)), 3, coeffs=(1.0, 2.0))
+
+
+@pytest.mark.parametrize('shape', [(4, 4), (3, 5), (6, 2), (2, 3, 3)])
+def test_zero_matrix_gives_zero_not_nan(shape):
+  zero = jnp.zeros(shape)
+  np.testing.assert_array_equal(ns.whiten(zero), zero)
+  square = jnp.zeros(shape[:-1] + (shape[-2],))
+  s, inv = ns.sqrt_and_inverse_sqrt(square)
+  np.testing.assert_array_equal(s, square)
+  np.testing.assert_array_equal(inv, square)
+  np.testing.assert_array_equal(ns.inverse_sqrt(square), square)
+  np.testing.assert_array_equal(ns.orthogonalize(zero), zero)

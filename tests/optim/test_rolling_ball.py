@@ -14,9 +14,9 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.lib import data, models
+import digits
 from optim import rolling_ball
-from optim.rolling_ball import scale_by_rolling_ball
+from optim.optimizers.rolling_ball import scale_by_rolling_ball
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 C = np.array([0.3, -1.0, 2.0])
@@ -132,21 +132,7 @@ def test_needs_value_and_grad_fn():
 
 
 def test_trains_an_mlp_on_digits():
-  ds = data.load_digits()
-  net = models.MLP(hidden=(32,))
-  params = net.init(jax.random.key(0), ds.x_train[:1])
   tx = rolling_ball(1.0, radius=0.5, projection_step_size=0.03, num_projection_steps=10)
-  state = tx.init(params)
-
-  @jax.jit
-  def step(params, state, x, y):
-    value_and_grad_fn = jax.value_and_grad(lambda p: models.cross_entropy(net.apply(p, x), y))
-    loss, grads = value_and_grad_fn(params)
-    updates, state = tx.update(grads, state, params, value_and_grad_fn=value_and_grad_fn)
-    return optax.apply_updates(params, updates), state, loss
-
-  for t in range(150):
-    idx = data.batch_indices(len(ds.x_train), 64, t)
-    params, state, _ = step(params, state, ds.x_train[idx], ds.y_train[idx])
-  assert float(models.cross_entropy(net.apply(params, ds.x_train), ds.y_train)) < 0.3
-  assert float(jnp.mean(jnp.argmax(net.apply(params, ds.x_test), -1) == ds.y_test)) > 0.9
+  fit = digits.fit(tx, oracles=lambda loss_fn, **_: {'value_and_grad_fn': jax.value_and_grad(loss_fn)})
+  assert fit.train_loss < 0.3
+  assert fit.test_accuracy > 0.9

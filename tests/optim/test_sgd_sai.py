@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import torch_trajectories
-from experiments.lib import training
+import optim
 from optim import sgd_sai, scale_by_sgd_sai
 
 RNG = np.random.RandomState(1)
@@ -69,9 +69,9 @@ def test_matches_official_trajectory(x64):
 def test_one_moment_and_a_scalar_per_block():
   # The paper's memory claim: SGD-SaI stores one moment (Adam stores two).
   params = {'w': jnp.ones((64, 32)), 'b': jnp.ones(32), 'conv': jnp.ones((3, 3, 4, 8))}
-  n_bytes = training.tree_bytes(params)
-  ours = training.tree_bytes(sgd_sai(1e-2).init(params))
-  adam = training.tree_bytes(optax.adam(1e-3).init(params))
+  n_bytes = optim.tree_bytes(params)
+  ours = optim.tree_bytes(sgd_sai(1e-2).init(params))
+  adam = optim.tree_bytes(optax.adam(1e-3).init(params))
   assert ours == n_bytes + 4 * 3 + 4  # momentum + one float32 g-SNR per leaf + the step count
   assert adam == 2 * n_bytes + 4
 

@@ -15,8 +15,9 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.lib import data, models
-from optim import curvature, sophia
+import digits
+from optim.optimizers import sophia
+from optim.primitives import curvature
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 NAMES = ('w1', 'b1', 'w2', 'b2')
@@ -252,24 +253,8 @@ def test_bad_hyperparameters_are_named(kwargs, name):
 
 @pytest.mark.parametrize('variant', ['sophia_g', 'sophia_h'])
 def test_trains_an_mlp_on_digits(variant):
-  ds = data.load_digits()
-  net = models.MLP(hidden=(32,))
-  params = net.init(jax.random.key(0), ds.x_train[:1])
   tx = getattr(sophia, variant)(3e-3, weight_decay=0.0)
-  state = tx.init(params)
-
-  @jax.jit
-  def step(params, state, x, y):
-    logits_fn = lambda p: net.apply(p, x)
-    loss_fn = lambda p: models.cross_entropy(logits_fn(p), y)
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    oracles = {'logits_fn': logits_fn} if variant == 'sophia_g' else {'obj_fn': loss_fn}
-    updates, state = tx.update(grads, state, params, **oracles)
-    return optax.apply_updates(params, updates), state, loss
-
-  for t in range(150):
-    idx = data.batch_indices(len(ds.x_train), 64, t)
-    params, state, _ = step(params, state, ds.x_train[idx], ds.y_train[idx])
-  logits = net.apply(params, ds.x_test)
-  assert float(models.cross_entropy(net.apply(params, ds.x_train), ds.y_train)) < 0.25
-  assert float(jnp.mean(jnp.argmax(logits, -1) == ds.y_test)) > 0.93
+  oracles = lambda loss_fn, logits_fn, **_: {'logits_fn': logits_fn} if variant == 'sophia_g' else {'obj_fn': loss_fn}
+  fit = digits.fit(tx, oracles=oracles)
+  assert fit.train_loss < 0.25
+  assert fit.test_accuracy > 0.93

@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.lib import data, models
+import digits
 from optim import scale_by_swan, swan
-from optim.swan import grad_norm
+from optim.optimizers.swan import grad_norm
 
 
 def _problem(rng):
@@ -110,20 +110,6 @@ def test_rejects_bad_hyperparameters(kwargs, name):
 
 
 def test_trains_an_mlp_on_digits():
-  ds = data.load_digits()
-  net = models.MLP(hidden=(32,))
-  params = net.init(jax.random.key(0), ds.x_train[:1])
-  tx = swan(1e-2)
-  state = tx.init(params)
-
-  @jax.jit
-  def step(params, state, x, y):
-    loss, grads = jax.value_and_grad(lambda p: models.cross_entropy(net.apply(p, x), y))(params)
-    updates, state = tx.update(grads, state, params)
-    return optax.apply_updates(params, updates), state, loss
-
-  for t in range(150):
-    idx = data.batch_indices(len(ds.x_train), 64, t)
-    params, state, _ = step(params, state, ds.x_train[idx], ds.y_train[idx])
-  assert float(models.cross_entropy(net.apply(params, ds.x_train), ds.y_train)) < 0.1
-  assert float(jnp.mean(jnp.argmax(net.apply(params, ds.x_test), -1) == ds.y_test)) > 0.93
+  fit = digits.fit(swan(1e-2))
+  assert fit.train_loss < 0.1
+  assert fit.test_accuracy > 0.93

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from optim import curvature
+import optim
 from theory import hessian as th
 
 
@@ -36,7 +36,7 @@ def test_gauss_newton_plus_residual_is_the_hessian(x64):
   # The GGN is PSD and equals optim's matrix-free GGN product.
   assert np.linalg.eigvalsh(dec.gauss_newton)[0] > -1e-12
   loss = lambda z, t: jnp.mean(jax.vmap(lambda zi, ti: -jax.nn.log_softmax(zi)[ti])(z, t))
-  ggn = curvature.dense_matrix(curvature.gauss_newton_matvec(th.mlp_logits, loss, params, x, y), params)
+  ggn = optim.dense_matrix(optim.gauss_newton_matvec(th.mlp_logits, loss, params, x, y), params)
   np.testing.assert_allclose(dec.gauss_newton, np.asarray(ggn), atol=1e-12)
   # The residual is indefinite here (not a PSD matrix in disguise).
   eig_r = np.linalg.eigvalsh(dec.residual)

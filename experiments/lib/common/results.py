@@ -1,0 +1,120 @@
+"""The results writer every experiment uses: ``config.json``, ``metrics.jsonl``, ``results.json`` and figures.
+
+A run directory holds
+
+- ``config.json``: the configuration the run used, written when the writer is made;
+- ``metrics.jsonl``: one JSON object per line (a logged step, a finished method, a headline record);
+- ``results.json``: everything the run computed, as one JSON object;
+- ``<name>.png``: figures; ``<name>.txt``: tables as printed.
+
+Values go through :func:`jsonable` (NumPy arrays and scalars become lists and numbers; NaN and inf become
+``null``), so a result dict straight from a computation can be written as it is.
+
+>>> import tempfile, numpy as np, ml_collections
+>>> workdir = tempfile.mkdtemp()
+>>> w = Writer(workdir, ml_collections.ConfigDict({'steps': 3}))
+>>> w.metrics([{'step': 1, 'loss': np.float32(0.5)}, {'step': 2, 'loss': float('nan')}])
+>>> read_jsonl(w.path('metrics.jsonl'))
+[{'step': 1, 'loss': 0.5}, {'step': 2, 'loss': None}]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+import numpy as np
+
+
+def jsonable(x: Any) -> Any:
+  """Nested dicts, lists and tuples of NumPy arrays and scalars as plain JSON values (NaN and inf -> None)."""
+  if isinstance(x, dict):
+    return {str(k): jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [jsonable(v) for v in x]
+  if isinstance(x, np.ndarray) or hasattr(x, '__array__') and hasattr(x, 'dtype') and hasattr(x, 'shape'):
+    return jsonable(np.asarray(x).tolist())
+  if isinstance(x, (np.floating, float)):
+    return float(x) if np.isfinite(x) else None
+  if isinstance(x, (np.integer, np.bool_)):
+    return x.item()
+  return x
+
+
+def json_lines(records: Iterable[dict]) -> str:
+  """Records as JSON, one a line: the printed table of the theory experiments' headline records."""
+  return '\n'.join(json.dumps(jsonable(r)) for r in records)
+
+
+def read_jsonl(path: str) -> list[dict]:
+  """The rows of a ``metrics.jsonl`` file."""
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def config_json(config) -> str:
+  """A config (``ml_collections.ConfigDict`` or a dict) as indented JSON."""
+  if hasattr(config, 'to_json_best_effort'):
+    return config.to_json_best_effort(indent=2)
+  return json.dumps(jsonable(config), indent=2)
+
+
+def _figure_of(obj):
+  """The matplotlib figure behind a figure, an axes, or an array or tuple of axes (None: the current one)."""
+  import matplotlib.pyplot as plt
+  if obj is None:
+    return plt.gcf()
+  if isinstance(obj, (tuple, list, np.ndarray)):
+    return _figure_of(np.asarray(obj, dtype=object).flat[0])
+  return obj if hasattr(obj, 'savefig') else obj.figure
+
+
+class Writer:
+  """Writes one run's files under ``workdir``.
+
+  Args:
+    workdir: the run directory (created).
+    config: the run's configuration, written to ``config.json`` at once.
+    resume_step: when resuming a run, keep the metric rows logged at or before this step (rows without a
+      ``step`` are kept) and append after them, so the file reads as if the run had never stopped; ``None``
+      starts ``metrics.jsonl`` empty.
+  """
+
+  def __init__(self, workdir: str, config, *, resume_step: int | None = None):
+    self.workdir = workdir
+    os.makedirs(workdir, exist_ok=True)
+    with open(self.path('config.json'), 'w') as f:
+      f.write(config_json(config))
+    metrics = self.path('metrics.jsonl')
+    kept = []
+    if resume_step is not None and os.path.exists(metrics):
+      kept = [r for r in read_jsonl(metrics) if r.get('step', 0) <= resume_step]
+    with open(metrics, 'w') as f:
+      f.writelines(json.dumps(r) + '\n' for r in kept)
+
+  def path(self, name: str) -> str:
+    return os.path.join(self.workdir, name)
+
+  def metrics(self, rows: Iterable[dict]) -> None:
+    """Appends rows to ``metrics.jsonl`` (flushed at once: a crash loses no logged row)."""
+    with open(self.path('metrics.jsonl'), 'a') as f:
+      for row in rows:
+        f.write(json.dumps(jsonable(row)) + '\n')
+
+  def results(self, results: dict, name: str = 'results.json') -> None:
+    """Writes everything the run computed as one JSON object."""
+    with open(self.path(name), 'w') as f:
+      json.dump(jsonable(results), f, indent=1)
+
+  def text(self, text: str, name: str = 'table.txt') -> None:
+    with open(self.path(name), 'w') as f:
+      f.write(text.rstrip('\n') + '\n')
+
+  def figure(self, fig, name: str, dpi: int = 120) -> None:
+    """Saves a figure (or the figure of an axes, or of an array of axes) as ``name`` and closes it."""
+    import matplotlib.pyplot as plt
+    fig = _figure_of(fig)
+    fig.tight_layout()
+    fig.savefig(self.path(name), dpi=dpi)
+    plt.close(fig)

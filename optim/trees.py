@@ -1,0 +1,24 @@
+"""Tree utilities optax does not have: the bytes a tree holds (optimizer-state and wire accounting).
+
+>>> import jax, jax.numpy as jnp
+>>> tree_bytes({'w': jnp.ones((2, 3)), 'key': jax.random.key(0)})  # 6 float32 + the key's two uint32 words
+32
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def tree_bytes(tree: Any) -> int:
+  """Bytes held by the array leaves of ``tree``: size x itemsize, PRNG keys counted by their key data."""
+  total = 0
+  for leaf in jax.tree.leaves(tree):
+    if hasattr(leaf, 'dtype') and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    total += int(np.prod(np.shape(leaf), dtype=np.int64)) * np.dtype(getattr(leaf, 'dtype', np.float32)).itemsize
+  return total
