@@ -3,7 +3,7 @@
     python benchmarks/bench_aggregation.py                       # n in {8, 32, 128}, d in {1e5, 1e6}
     python benchmarks/bench_aggregation.py --n=8,32 --d=100000 --rules=krum,nnm+trimmed_mean
 
-For each rule and size, the jitted rule runs on an (n, d) float32 stack (``repeats`` timed calls after a
+For each registered rule (``decentral.registry.rules``, its registered defaults) and size, the jitted rule runs on an (n, d) float32 stack (``repeats`` timed calls after a
 warm-up; the fastest is kept) and the line reports GB/s = 4 n d / time, the time, and how the time grows with n
 (the exponent of n between consecutive sizes: 1 for linear rules, up to 2 for the O(n^2 d) ones). A last block
 compares the Gram-form pairwise distances the distance rules use with the explicit (n, n, d) difference tensor,
@@ -21,35 +21,14 @@ import jax
 import jax.numpy as jnp
 
 import decentral
-from decentral import stacked
+from decentral import registry, stacked
 
 
-def _stateful(make):
-  rule = make()
-
-  def apply(x, *, f, key):
-    init = rule.init(x) if rule.stacked_init else rule.init(x[0])
-    return rule.apply(x, init, f=f, key=key)[0]
-
-  return apply
+def rule(name):
+  """The registered rule ``name`` with its registered defaults, called like a stateless rule."""
+  return decentral.one_round(registry.rules.build(name))
 
 
-RULES = {
-    'mean': decentral.mean,
-    'median': decentral.median,
-    'trimmed_mean': decentral.trimmed_mean,
-    'krum': decentral.krum,
-    'multi_krum': decentral.multi_krum,
-    'geometric_median': decentral.geometric_median,
-    'nearest_neighbour_average': decentral.nearest_neighbour_average,
-    'centered_clipping': _stateful(decentral.centered_clipping),
-    'nnm+trimmed_mean': decentral.nnm_then(decentral.trimmed_mean),
-    'bucketing+geometric_median': decentral.bucketing_then(decentral.geometric_median),
-    'arc+multi_krum': decentral.arc_then(decentral.multi_krum),
-    'flag_aggregator': decentral.flag_aggregator,
-    'multi_metrics': decentral.multi_metrics,
-    'sybilwall': _stateful(decentral.sybilwall),
-}
 # Rules whose cost is O(n^2 d) without a Gram form: skipped above this many n^2 d multiply-adds.
 QUADRATIC_LIMIT = {'multi_metrics': 2e9}
 
@@ -67,7 +46,7 @@ def _time(fn, *args, repeats):
 def bench_rules(names, ns, ds, repeats):
   print(f'{"rule":>28s} {"n":>5s} {"d":>9s} {"GB/s":>8s} {"ms":>10s} {"n-exponent":>10s}')
   for name in names:
-    rule = RULES[name]
+    rule_fn = rule(name)
     for d in ds:
       prev = None
       for n in ns:
@@ -76,7 +55,7 @@ def bench_rules(names, ns, ds, repeats):
           continue
         f = max((n - 1) // 4, 1)
         x = jax.random.normal(jax.random.key(n), (n, d), jnp.float32)
-        fn = jax.jit(functools.partial(rule, f=f))
+        fn = jax.jit(functools.partial(rule_fn, f=f))
         try:
           t = _time(lambda x, k: fn(x, key=k), x, jax.random.key(0), repeats=repeats)
         except Exception as e:  # noqa: BLE001 (out of memory on small machines: report and go on)
@@ -114,15 +93,15 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--n', default='8,32,128')
   parser.add_argument('--d', default='100000,1000000')
-  parser.add_argument('--rules', default=','.join(RULES))
+  parser.add_argument('--rules', default=','.join(registry.rules.names()))
   parser.add_argument('--repeats', type=int, default=3)
   args = parser.parse_args()
   ns = [int(v) for v in args.n.split(',')]
   ds = [int(float(v)) for v in args.d.split(',')]
   names = [r for r in args.rules.split(',') if r]
-  unknown = set(names) - set(RULES)
+  unknown = set(names) - set(registry.rules.names())
   if unknown:
-    raise SystemExit(f'unknown rules {sorted(unknown)}; known: {", ".join(RULES)}')
+    raise SystemExit(f'unknown rules {sorted(unknown)}; known: {", ".join(registry.rules.names())}')
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}, float32, fastest of {args.repeats} calls\n')
   bench_rules(names, ns, ds, args.repeats)
   bench_gram([n for n in ns if n <= 32] or ns[:1], 100_000, args.repeats)

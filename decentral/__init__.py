@@ -36,7 +36,7 @@ from decentral.p2p.topology import (Topology, barabasi_albert, circulant, comple
                                     star, torus, uniform_weights)
 from decentral.registry import get_attack, get_rule
 from decentral.robust import attacks, preaggregation
-from decentral.robust.aggregation import AggregateState, StatefulRule, aggregate, mean
+from decentral.robust.aggregation import AggregateState, StatefulRule, aggregate, mean, one_round
 from decentral.robust.attacks import (a_little_is_enough, byzantine, fall_of_empires, flip_labels, gaussian, infinite,
                                       inject, inner_product_manipulation, label_flipping, mimic, not_a_number,
                                       optimal_a_little_is_enough, optimal_inner_product_manipulation, replace_faulty,
@@ -56,7 +56,8 @@ __all__ = [
     'axis', 'checks', 'ledger', 'stacked', 'registry', 'compression', 'federated', 'local_sgd', 'p2p', 'robust',
     'sim', 'attacks', 'preaggregation', 'privacy', 'zeroth_order', 'async_sim',
     # robust: the transform, rules, pre-aggregations, attacks
-    'AggregateState', 'StatefulRule', 'aggregate', 'mean', 'get_rule', 'get_attack', 'median', 'trimmed_mean',
+    'AggregateState', 'StatefulRule', 'aggregate', 'mean', 'one_round', 'get_rule', 'get_attack', 'median',
+    'trimmed_mean',
     'krum', 'multi_krum', 'nearest_neighbour_average', 'geometric_median', 'centered_clipping', 'flag_aggregator',
     'multi_metrics', 'sybilwall', 'arc', 'arc_then', 'bucketing', 'bucketing_then', 'clipping', 'nnm', 'nnm_then',
     'preaggregated', 'a_little_is_enough', 'byzantine', 'fall_of_empires', 'flip_labels', 'gaussian', 'infinite',

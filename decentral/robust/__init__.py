@@ -16,7 +16,7 @@ attacks by name are in :mod:`decentral.registry`.
 
 from decentral.robust import (aggregation, attacks, cclip, distance, flag, order_statistics, preaggregation,
                               similarity, weiszfeld)
-from decentral.robust.aggregation import AggregateState, Rule, StatefulRule, aggregate, mean
+from decentral.robust.aggregation import AggregateState, Rule, StatefulRule, aggregate, mean, one_round
 from decentral.robust.attacks import (a_little_is_enough, byzantine, fall_of_empires, flip_labels, gaussian,
                                       honest_mean, honest_std, infinite, inject, inner_product_manipulation,
                                       label_flipping, line_maximize, mimic, not_a_number, optimal_a_little_is_enough,
@@ -31,7 +31,7 @@ from decentral.robust.similarity import foolsgold_weights, multi_metrics, sybilw
 from decentral.robust.weiszfeld import geometric_median
 
 __all__ = ['aggregation', 'attacks', 'cclip', 'distance', 'flag', 'order_statistics', 'preaggregation',
-           'similarity', 'weiszfeld', 'AggregateState', 'Rule', 'StatefulRule', 'aggregate', 'mean',
+           'similarity', 'weiszfeld', 'AggregateState', 'Rule', 'StatefulRule', 'aggregate', 'mean', 'one_round',
            'a_little_is_enough', 'byzantine', 'fall_of_empires', 'flip_labels', 'gaussian', 'honest_mean',
            'honest_std', 'infinite', 'inject', 'inner_product_manipulation', 'label_flipping', 'line_maximize',
            'mimic', 'not_a_number', 'optimal_a_little_is_enough', 'optimal_inner_product_manipulation',

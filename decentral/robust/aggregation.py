@@ -80,6 +80,26 @@ def mean(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree
   return jax.tree.map(leaf_mean, stacked)
 
 
+def one_round(rule: Rule | StatefulRule) -> Rule:
+  """``rule`` as a function of one round's stacked updates: a :class:`StatefulRule` applied once from its
+  initial state (its state discarded), any other rule returned as it is. For tests and benchmarks that call every
+  registered rule the same way; training carries the state through :func:`aggregate`.
+
+  >>> import jax.numpy as jnp
+  >>> from decentral import centered_clipping
+  >>> one_round(centered_clipping(tau=10.0, iters=3))(jnp.ones((4, 2)), f=1, key=None)
+  Array([1., 1.], dtype=float32)
+  """
+  if not isinstance(rule, StatefulRule):
+    return rule
+
+  def apply(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree:
+    state = rule.init(stacked if rule.stacked_init else jax.tree.map(lambda x: x[0], stacked))
+    return rule.apply(stacked, state, f=f, key=key)[0]
+
+  return apply
+
+
 def aggregate(rule: Rule | StatefulRule, *, axis_name: str, f: int = 0, seed: int = 0
               ) -> optax.GradientTransformation:
   """The optax transform that replaces each worker's update by ``rule`` applied to all workers' updates.

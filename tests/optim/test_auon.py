@@ -1,6 +1,5 @@
 """AuON / Hybrid-AuON: the paper's equations by hand, the authors' trajectories (both versions), linear time."""
 
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -9,9 +8,9 @@ import optax
 import pytest
 
 import digits
+import torch_trajectories
 from optim import auon, hybrid_auon, scale_by_auon, scale_by_hybrid_auon
 
-FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 QUINTIC = (3.4445, -4.7750, 2.0315)
 
 
@@ -69,10 +68,6 @@ def test_first_steps_by_hand(x64, make, ns_steps):
       np.testing.assert_allclose(np.asarray(ours[k]), hand[k], rtol=1e-12, atol=1e-14)
 
 
-def _flax(name, x, leading=0):
-  return np.swapaxes(x, leading, leading + 1) if name.startswith('W') else x
-
-
 @pytest.mark.parametrize('fixture, make', [
     ('auon_code', lambda: auon(0.1, momentum=0.9, weight_decay=0.01, convention='code')),
     ('hybrid_auon_code', lambda: hybrid_auon(0.1, momentum=0.9, weight_decay=0.01, convention='code')),
@@ -80,19 +75,8 @@ def _flax(name, x, leading=0):
 ])
 def test_matches_the_authors_trajectories(x64, fixture, make):
   """25 float64 steps of the authors' optimizers (fixtures/README.md), fed the same gradients."""
-  ref = np.load(FIXTURES / f'{fixture}.npz')
-  names = [str(n) for n in ref['hp/optimized']]  # the paper-era run trains matrices only with AuON
-  params = {k: jnp.asarray(_flax(k, ref[f'{k}/init'])) for k in names}
-  tx = make()
-  state = tx.init(params)
-  update = jax.jit(tx.update)
-  for t in range(ref['W1/grads'].shape[0]):
-    grads = {k: jnp.asarray(_flax(k, ref[f'{k}/grads'][t])) for k in names}
-    updates, state = update(grads, state, params)
-    params = optax.apply_updates(params, updates)
-    for k in names:
-      want = _flax(k, ref[f'{k}/params'][t])
-      assert np.max(np.abs(np.asarray(params[k]) - want)) <= 1e-10 * np.max(np.abs(want)), (k, t)
+  names = [str(n) for n in np.load(torch_trajectories.FIXTURES / f'{fixture}.npz')['hp/optimized']]  # paper-era: matrices only
+  torch_trajectories.assert_matches_matrix_fixture(make(), fixture, names)
 
 
 def test_plain_auon_is_linear_time_and_hybrid_is_not():

@@ -59,11 +59,18 @@ def _loss(params):
              for x in leaves)
 
 
+def _logits(params):
+  """A softmax model's logits (batch 2, 3 classes) touching every leaf: Sophia-G's estimator samples from it."""
+  feats = jnp.stack([jnp.sum(jnp.tanh(x.astype(jnp.float32))) for x in jax.tree.leaves(params)])
+  weights = jnp.linspace(-1.0, 1.0, 6 * feats.size).reshape(2, 3, feats.size)
+  return weights @ feats
+
+
 def _step_fn(entry, tx):
   def step(params, state, key):
     grads = jax.grad(_loss)(params)
     grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
-    extra = entry.extra_args(loss_fn=_loss, params=params, key=key) if entry.extra_args else {}
+    extra = entry.oracles(loss_fn=_loss, logits_fn=_logits, params=params, key=key)
     updates, state = tx.update(grads, state, params, **extra)
     return optax.apply_updates(params, updates), state, updates
   return step
@@ -183,7 +190,7 @@ def test_mismatched_tree_is_rejected(entry):
   params = _params()
   state = tx.init(params)
   bad = {'dense': params['dense'], 'other': jnp.ones(3)}
-  extra = entry.extra_args(loss_fn=_loss, params=params, key=jax.random.key(0)) if entry.extra_args else {}
+  extra = entry.oracles(loss_fn=_loss, logits_fn=_logits, params=params, key=jax.random.key(0))
   if 'stateless' in entry.tags:
     # Nothing to mismatch against: the update must then be a pure function of the given tree alone.
     out, _ = tx.update(bad, state)

@@ -1,7 +1,5 @@
 """FRUGAL: the paper's steps by hand, the authors' trajectories, state proportional to density, digits."""
 
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,9 +7,9 @@ import optax
 import pytest
 
 import digits
+import torch_trajectories
 from optim import frugal, scale_by_frugal
 
-FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 B1, B2, EPS = 0.9, 0.999, 1e-8
 
 
@@ -95,10 +93,6 @@ def test_columns_without_reset_by_hand(x64):
   assert len(set(chosen[0])) == 4
 
 
-def _flax(name, x, leading=0):
-  return np.swapaxes(x, leading, leading + 1) if name.startswith('W') else x
-
-
 @pytest.mark.parametrize('fixture, kwargs', [
     ('frugal_svd', dict(density=0.5, update_gap=5, inactive_lr_scale=0.5)),
     ('frugal_svd_sgd', dict(density=0.5, update_gap=5, inactive_update_rule='sgd', inactive_lr_scale=0.1,
@@ -108,19 +102,8 @@ def _flax(name, x, leading=0):
 ])
 def test_matches_the_authors_trajectories(x64, fixture, kwargs):
   """25 float64 steps of the authors' GaloreAdamW / BlockAdamW (fixtures/README.md), fed the same gradients."""
-  ref = np.load(FIXTURES / f'{fixture}.npz')
-  names = ['W1', 'W2', 'b', 's']
-  params = {k: jnp.asarray(_flax(k, ref[f'{k}/init'])) for k in names}
-  tx = frugal(0.01, weight_decay=0.01, **kwargs)
-  state = tx.init(params)
-  update = jax.jit(tx.update)
-  for t in range(ref['W1/grads'].shape[0]):
-    grads = {k: jnp.asarray(_flax(k, ref[f'{k}/grads'][t])) for k in names}
-    updates, state = update(grads, state, params)
-    params = optax.apply_updates(params, updates)
-    for k in names:
-      want = _flax(k, ref[f'{k}/params'][t])
-      assert np.max(np.abs(np.asarray(params[k]) - want)) <= 1e-10 * np.max(np.abs(want)), (k, t)
+  torch_trajectories.assert_matches_matrix_fixture(frugal(0.01, weight_decay=0.01, **kwargs), fixture,
+                                                   ['W1', 'W2', 'b', 's'])
 
 
 def _bytes(tree):

@@ -46,6 +46,15 @@ def _assert_trajectory(ours, theirs, rtol=1e-10):
       np.testing.assert_allclose(a[n], b[n], rtol=0, atol=rtol * scale, err_msg=f'step {t + 1}, {n}')
 
 
+def _run(step, state, params, steps):
+  """The parameters after each of ``steps`` jitted steps ``step(params, state, t)``."""
+  out = []
+  for t in range(steps):
+    params, state = step(params, state, t)
+    out.append(params)
+  return out
+
+
 def _replay():
   """A curvature 'estimator' returning ``estimate_fn(params)``: feeds the authors' random draws to Sophia."""
   return optax.GradientTransformationExtraArgs(
@@ -171,11 +180,7 @@ def test_matches_the_authors_sophia_g(x64):
     updates, state = tx.update(grads, state, params, estimate_fn=estimate_fn)
     return optax.apply_updates(params, updates), state
 
-  state, ours = tx.init(params), []
-  for t in range(len(theirs)):
-    params, state = step(params, state, t)
-    ours.append(params)
-  _assert_trajectory(ours, theirs)
+  _assert_trajectory(_run(step, tx.init(params), params, len(theirs)), theirs)
 
 
 def test_matches_pytorch_optimizer_sophia_h(x64):
@@ -199,11 +204,7 @@ def test_matches_pytorch_optimizer_sophia_h(x64):
     updates, state = tx.update(jax.grad(loss)(params), state, params, estimate_fn=estimate_fn)
     return optax.apply_updates(params, updates), state
 
-  state, ours = tx.init(params), []
-  for t in range(len(theirs)):
-    params, state = step(params, state, t)
-    ours.append(params)
-  _assert_trajectory(ours, theirs)
+  _assert_trajectory(_run(step, tx.init(params), params, len(theirs)), theirs)
 
 
 def test_estimator_runs_only_every_k_steps():

@@ -109,14 +109,6 @@ def test_trains_least_squares_and_backends_agree():
     np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-5)
 
 
-def test_bf16_parameters_stay_bf16():
-  tx = job.just_one_byte(0.1, scale=0.05)
-  p = {'w': jnp.ones((2, 3), jnp.bfloat16)}
-  u, _ = axis.run(_one_step(tx, None, True), 2, in_axes=(0, None, None))(
-      {'w': p['w'], 'b': jnp.zeros((2,), jnp.bfloat16)}, jnp.ones(3, jnp.bfloat16), True)
-  assert all(v.dtype == jnp.bfloat16 for v in jax.tree.leaves(u))
-
-
 def test_bad_hyperparameters():
   with pytest.raises(ValueError, match='scale'):
     job.just_one_byte(0.1, scale=0.0)

@@ -110,24 +110,6 @@ def test_norm_weights_clipping_and_skip_when_everyone_is_rejected():
     np.testing.assert_allclose(anchors[0, t], anchor, rtol=1e-5)
 
 
-@pytest.mark.parametrize('backend', ['shard_map', 'pmap'])
-def test_edit_backends_agree(backend):
-  n, steps, d = 8, 6, 4
-  grads = jnp.swapaxes(jnp.asarray(_grads_with_spike(n, steps, d, spiky=[3])), 0, 1)
-  tx = ls.edit(optax.adam(0.05), sync_every=2, warmup=2, ewma_alpha=0.5, clip=1.0)
-
-  def go(p, g):
-    def body(carry, gt):
-      p, s = carry
-      u, s = tx.update(gt, s, p)
-      return (optax.apply_updates(p, u), s), (p, s.reducer_state.mean)
-    return jax.lax.scan(body, (p, tx.init(p)), g)[1]
-
-  want = axis.run(go, n)(jnp.zeros((n, d)), grads)
-  got = axis.run(go, n, backend=backend)(jnp.zeros((n, d)), grads)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), want, got)
-
-
 def _linear_problem(g):
   """Worker w's loss is g_w . theta, so its gradient is the constant g_w whatever the batch."""
   return lambda p, batch: (jnp.vdot(batch, p), batch), lambda w, k: g[w]

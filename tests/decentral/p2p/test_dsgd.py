@@ -1,6 +1,7 @@
-"""D-SGD, robust D-SGD and MoNNA: exact average dynamics, backends agree, and robustness on a small problem."""
+"""D-SGD, robust D-SGD and MoNNA: exact average dynamics, first steps by hand, robustness on a small problem.
 
-import functools
+Agreement under vmap, shard_map and pmap is checked by tests/decentral/test_conformance_decentral.py.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -65,29 +66,6 @@ def test_gossip_contracts_at_the_spectral_gap_rate(topo):
   rate = 1 - decentral.spectral_gap(topo.mixing)
   for k in range(10):
     assert np.linalg.norm(xs[:, k] - xs[:, k].mean(0)) <= rate ** (k + 1) * dev0 * (1 + 1e-5) + 1e-6
-
-
-def _three_algorithms(b):
-  f = 2
-  alie = functools.partial(decentral.a_little_is_enough, tau=1.5)
-  txs = {
-      'dsgd': decentral.dsgd(0.3, decentral.exponential(N), axis_name='workers', momentum=0.5),
-      'robust_tm': decentral.robust_dsgd(0.3, decentral.trimmed_mean, f=f, axis_name='workers', momentum=0.5,
-                                         attack=alie),
-      'monna': decentral.monna(0.3, f=f, axis_name='workers', beta=0.9, attack=alie),
-      'monna_torus': decentral.monna(0.3, f=1, axis_name='workers', beta=0.9, attack=decentral.sign_flipping,
-                                     topology=decentral.torus(2, 4)),
-  }
-  return {name: _quadratic_run(tx, None, 3)(b) for name, tx in txs.items()}
-
-
-@pytest.mark.parametrize('backend', ['shard_map', 'pmap'])
-def test_algorithms_same_under_vmap_shard_map_pmap(backend):
-  b = jax.random.normal(jax.random.key(1), (N, 4))
-  want = axis.run(_three_algorithms, N)(b)
-  got = axis.run(_three_algorithms, N, backend=backend)(b)
-  for name in want:
-    np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_monna_first_step_by_hand(x64):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import decentral
-from decentral import stacked
+from decentral import registry, stacked
 from decentral.robust import order_statistics
 
 @functools.cache
@@ -236,38 +236,16 @@ def test_sybilwall_weights_are_foolsgold_on_histories(x64):
 N, F, D = 9, 2, 5
 
 
-def _cc(stacked, *, f, key):
-  rule = decentral.centered_clipping(tau=5.0)
-  return rule.apply(stacked, rule.init(jax.tree.map(lambda x: x[0], stacked)), f=f, key=key)[0]
-
-
-def _sybilwall(stacked, *, f, key):
-  rule = decentral.sybilwall()
-  return rule.apply(stacked, rule.init(stacked), f=f, key=key)[0]
-
-
-RULES = {
-    'mean': decentral.mean,
-    'median': decentral.median,
-    'trimmed_mean': decentral.trimmed_mean,
-    'krum': decentral.krum,
-    'multi_krum': decentral.multi_krum,
-    'geometric_median': decentral.geometric_median,
-    'geometric_median_from_median': functools.partial(decentral.geometric_median, init='median'),
-    'nna': decentral.nearest_neighbour_average,
-    'nnm+trimmed_mean': decentral.nnm_then(decentral.trimmed_mean),
-    'bucketing+median': decentral.bucketing_then(decentral.median),
-    'arc+multi_krum': decentral.arc_then(decentral.multi_krum),
-    'centered_clipping': _cc,
-    'flag_aggregator': decentral.flag_aggregator,
-    'multi_metrics': decentral.multi_metrics,
-    'sybilwall': _sybilwall,
-}
+# Every registered rule with its registered defaults, plus variants whose other defaults have other properties.
+RULES = {name: decentral.one_round(registry.rules.build(name)) for name in registry.rules.names()}
+RULES['geometric_median_from_median'] = functools.partial(decentral.geometric_median, init='median')
+RULES['bucketing+median'] = decentral.bucketing_then(decentral.median)
 # Which properties each rule has (and why not, when not).
-NOT_PERMUTATION_INVARIANT = {'nna', 'bucketing+median'}  # pivot is row 0; the buckets follow the input order
+NOT_PERMUTATION_INVARIANT = {  # the pivot is row 0; the buckets follow the input order
+    'nearest_neighbour_average', 'bucketing+median', 'bucketing+geometric_median'}
 NOT_IDENTITY_ON_EQUAL = {'flag_aggregator'}  # returns the sum of projected *unit* vectors / r
 TRANSLATION_EQUIVARIANT = {'mean', 'median', 'trimmed_mean', 'krum', 'multi_krum', 'geometric_median_from_median',
-                           'nna', 'nnm+trimmed_mean', 'bucketing+median'}
+                           'nearest_neighbour_average', 'nnm+trimmed_mean', 'bucketing+median'}
 NOT_ROBUST = {'mean'}
 
 
