@@ -2,7 +2,8 @@
 
 Run them for n workers with :func:`decentral.axis.run` under vmap, shard_map or pmap. The package by concern:
 
-- at the top: :mod:`~decentral.axis` (the worker axis), :mod:`~decentral.ledger` (bytes on the wire),
+- at the top: :mod:`~decentral.axis` (the worker axis), :mod:`~decentral.processes` (the multi-process runtime:
+  one process per host), :mod:`~decentral.ledger` (bytes on the wire),
   :mod:`~decentral.stacked` (the stacked-array helpers rules, attacks and pre-aggregations share),
   :mod:`~decentral.checks` (argument checks) and :mod:`~decentral.registry` (rules, attacks, compressors and
   worker-axis transforms by name);
@@ -16,7 +17,7 @@ Run them for n workers with :func:`decentral.axis.run` under vmap, shard_map or 
 Every public name is also here at the top (``decentral.krum``, ``decentral.diloco``, ``decentral.ring``).
 """
 
-from decentral import axis, checks, ledger, stacked
+from decentral import axis, checks, ledger, processes, stacked
 from decentral import compression, federated, local_sgd, p2p, robust, sim
 from decentral import registry
 from decentral.compression import privacy
@@ -26,6 +27,7 @@ from decentral.compression.fedzip_codec import fedzip
 from decentral.compression.privacy import rqm
 from decentral.compression.wire import Compressor
 from decentral.federated import zeroth_order
+from decentral.federated.gradient_differences import diff2, diff2_epsilon
 from decentral.federated.zeroth_order import just_one_byte
 from decentral.ledger import CommStats, Ledger
 from decentral.local_sgd import diloco, edit, run_a_edit, sparseloco, streaming_diloco
@@ -53,7 +55,8 @@ from decentral.sim import events as async_sim
 
 __all__ = [
     # subpackages and modules
-    'axis', 'checks', 'ledger', 'stacked', 'registry', 'compression', 'federated', 'local_sgd', 'p2p', 'robust',
+    'axis', 'checks', 'ledger', 'processes', 'stacked', 'registry', 'compression', 'federated', 'local_sgd', 'p2p',
+    'robust',
     'sim', 'attacks', 'preaggregation', 'privacy', 'zeroth_order', 'async_sim',
     # robust: the transform, rules, pre-aggregations, attacks
     'AggregateState', 'StatefulRule', 'aggregate', 'mean', 'one_round', 'get_rule', 'get_attack', 'median',
@@ -73,4 +76,6 @@ __all__ = [
     'CommStats', 'Ledger',
     # local SGD, EDiT, Just One Byte
     'diloco', 'streaming_diloco', 'sparseloco', 'edit', 'run_a_edit', 'just_one_byte',
+    # differential privacy on the worker axis: DIFF2
+    'diff2', 'diff2_epsilon',
 ]

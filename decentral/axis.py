@@ -10,6 +10,15 @@ into a function of stacked arguments (leading axis of size n, one slice per work
 
 All three give the same numbers (``tests/decentral/test_axis.py``).
 
+Across processes (JAX's multi-controller runtime, one process per host: :func:`decentral.processes.initialize`),
+``'shard_map'`` and ``'pmap'`` run unchanged on the global devices. Each of the P processes holds n / P workers
+(process p the workers ``p n / P`` to ``(p + 1) n / P - 1``), passes only its own workers' rows of every stacked
+argument and gets its own workers' rows back; shared arguments must be equal on every process. Collectives, worker
+indices and keys are global, so the numbers are those of one process with n workers
+(``tests/decentral/test_multiprocess.py`` checks it with real processes). ``'vmap'`` stays inside one process.
+Every call first checks that all processes called with the same n, backend, axis and argument shapes, and raises
+a ValueError naming the difference instead of hanging in a collective.
+
 >>> import jax, jax.numpy as jnp
 >>> from jax import lax
 >>> centre = lambda x: x - lax.pmean(x, 'workers')
@@ -31,9 +40,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from decentral import checks
+from decentral import checks, processes
 
 BACKENDS = ('vmap', 'shard_map', 'pmap')
 
@@ -60,15 +70,44 @@ def run(step: Callable[..., Any], n: int, *, axis_name: str = 'workers', backend
   checks.positive_int(n, 'n')
   if backend == 'vmap':
     return jax.jit(jax.vmap(step, in_axes=in_axes, axis_name=axis_name, axis_size=n))
+  mesh = worker_mesh(n, axis_name=axis_name, devices=devices, backend=backend)
+  devices = list(mesh.devices)
+  if backend == 'pmap':
+    mapped = jax.pmap(step, axis_name=axis_name, in_axes=in_axes, devices=devices)
+  else:
+    mapped = _shard_mapped(step, mesh, in_axes)
+  if jax.process_count() > 1:
+    return _across_processes(mapped, mesh, in_axes, n, backend)
+  return _on_mesh(mapped, mesh, in_axes, n)
+
+
+def worker_mesh(n: int, *, axis_name: str = 'workers', devices: Sequence[jax.Device] | None = None,
+                backend: str = 'shard_map') -> Mesh:
+  """The 1-D mesh of n workers that :func:`run` uses: one device per worker, the first n of ``devices`` (of
+  ``jax.devices()`` by default); across P processes, n / P devices of each process, in process order.
+
+  For placing or checkpointing stacked state the way ``run`` sees it (e.g. ``NamedSharding(mesh, P(axis_name))``).
+  """
+  return Mesh(np.asarray(_worker_devices(n, devices, backend)), (axis_name,))
+
+
+def _worker_devices(n, devices, backend):
+  count = jax.process_count()
+  if devices is None and count > 1:
+    if n % count:
+      raise ValueError(f'backend {backend!r} across {count} processes needs n divisible by the process count, '
+                       f'got n={n}')
+    by_process = [sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)
+                  for p in range(count)]
+    if min(map(len, by_process)) < n // count:
+      raise ValueError(f'backend {backend!r} needs n / processes = {n // count} devices in every process, found '
+                       f'{[len(d) for d in by_process]}')
+    return [d for local in by_process for d in local[:n // count]]
   devices = list(devices if devices is not None else jax.devices())
   if len(devices) < n:
     raise ValueError(f'backend {backend!r} needs n={n} devices (one worker each), found {len(devices)}; '
                      'set XLA_FLAGS=--xla_force_host_platform_device_count or use backend="vmap"')
-  devices = devices[:n]
-  mesh = Mesh(np.asarray(devices), (axis_name,))
-  if backend == 'pmap':
-    return _on_mesh(jax.pmap(step, axis_name=axis_name, in_axes=in_axes, devices=devices), mesh, in_axes, n)
-  return _on_mesh(_shard_mapped(step, mesh, in_axes), mesh, in_axes, n)
+  return devices[:n]
 
 
 def _axes_of(in_axes, args):
@@ -95,6 +134,31 @@ def _on_mesh(mapped, mesh, in_axes, n):
                     if a in (0, None) else arg for arg, a in zip(args, axes)))
 
   return placed
+
+
+def _across_processes(mapped, mesh, in_axes, n, backend):
+  """``mapped`` over a mesh spanning processes: each process passes and gets back its own workers' rows."""
+  (axis_name,) = mesh.axis_names
+  local = n // jax.process_count()
+
+  @functools.wraps(mapped)
+  def placed(*args):
+    axes = _axes_of(in_axes, args)
+    _check_leading(args, axes, local)
+    processes.agree(_signature(args, axes, n, backend, axis_name), 'decentral.axis.run')
+    if backend == 'pmap':  # pmap takes each process's local rows as they are
+      return mapped(*args)
+    specs = tuple(P(axis_name) if a == 0 else P() for a in axes)
+    inputs = multihost_utils.host_local_array_to_global_array(args, mesh, specs)
+    return multihost_utils.global_array_to_host_local_array(mapped(*inputs), mesh, P(axis_name))
+
+  return placed
+
+
+def _signature(args, axes, n, backend, axis_name) -> str:
+  shapes = [jax.tree.map(lambda x: (np.shape(x), str(jax.typeof(x).dtype) if hasattr(x, 'dtype') else 'py'), arg)
+            for arg in args]
+  return f'n={n} backend={backend} axis={axis_name!r} in_axes={tuple(axes)} args={shapes}'
 
 
 def _shard_mapped(step, mesh, in_axes):
