@@ -50,6 +50,15 @@ def is_main() -> bool:
   return jax.process_index() == 0
 
 
+def local_rows(n: int) -> slice:
+  """The rows of n stacked workers that this process holds under :func:`decentral.axis.run` across processes
+  (process p of P: ``p n / P`` to ``(p + 1) n / P``); all n in one process."""
+  count, p = jax.process_count(), jax.process_index()
+  if n % count:
+    raise ValueError(f'decentral.processes.local_rows: n={n} workers do not split evenly over {count} processes')
+  return slice(p * n // count, (p + 1) * n // count)
+
+
 def agree(description: str, caller: str, width: int = 2048) -> None:
   """Raises a ValueError on every process unless all processes passed the same ``description``.
 

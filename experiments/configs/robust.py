@@ -30,6 +30,7 @@ def get_config(preset: str = ''):
   c.record = False          # write experiments/results/<claim>.json (only with a claim's exact config)
   c.data_dir = ''            # MNIST IDX folder (e.g. ../shared/data/mnist); empty = scikit-learn's digits
   c.num_workers = 16
+  c.backend = 'vmap'         # the worker axis: vmap (one process), shard_map or pmap (devices, processes)
   c.faults = '0,1,3'
   c.alphas = '1,0.1'
   c.rules = 'mean,median,trimmed_mean,krum,geometric_median,nnm+trimmed_mean,monna'

@@ -1,6 +1,7 @@
 """The robust-aggregation grid: every attack against every rule, n workers, f faulty, Dirichlet label skew.
 
-Two algorithms, both written per worker with collectives and run by ``decentral.axis.run`` (vmap here):
+Two algorithms, both written per worker with collectives and run by ``decentral.axis.run`` (``config.backend``:
+vmap in one process; shard_map or pmap over devices and over processes, ``experiments/launch.py``):
 
 - a robust rule R (mean, median, trimmed mean, Krum, geometric median, NNM + trimmed mean): every worker keeps
   an EMA momentum of its gradients, the last f workers replace theirs by the attack, everyone aggregates with R
@@ -8,7 +9,7 @@ Two algorithms, both written per worker with collectives and run by ``decentral.
 - MoNNA (beta in {0, 0.99}): each worker keeps its own model, the faulty ones send the attack on the honest
   half-step models, everyone averages the n - f received models nearest to its own (``decentral.monna``).
 
-The grid is batched: for one (rule, f) every configuration (attack x alpha x beta) runs in one jitted
+The grid is batched: for one (rule, f) each worker runs every configuration (attack x alpha x beta) in one
 ``lax.scan`` over steps, vmapped over configurations, the attack picked by ``lax.switch`` on a per-configuration
 index (so all cheap attacks are evaluated once per step; the line-searched attacks get their own batch). Data
 stay on the device; each worker samples its batch from its Dirichlet shard inside the step.
@@ -183,8 +184,10 @@ def _switch_attack(branches, index):
 
 
 def make_group_runner(model, dataset, *, rule_name, f, n, attack_names, config):
-  """A jitted function of the stacked configurations -> (final params per worker, loss curve)."""
-  lr, batch, steps = config.learning_rate, config.batch_size, config.steps
+  """A function of the configurations -> (each worker's test accuracy, the honest workers' mean loss curve) per
+  configuration. The worker axis is outermost (``config.backend``: vmap in one process, shard_map or pmap over
+  devices and processes); inside each worker the configurations are batched by vmap and the steps by a scan."""
+  lr, batch, steps, honest = config.learning_rate, config.batch_size, config.steps, n - f
   x_all, y_all = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
   optimal = bool(attack_names) and all(a in OPTIMAL_ATTACKS for a in attack_names)
   branches = _attack_branches(attack_names, rule_name, f) if f and not optimal else []
@@ -207,38 +210,31 @@ def make_group_runner(model, dataset, *, rule_name, f, n, attack_names, config):
   def loss_fn(params, x, y):
     return models.cross_entropy(model.apply(params, x), y)
 
-  def worker_step(params, opt_state, key, table, count, beta, attack_index):
+  def one_configuration(params, table, count, beta, attack_index):
     i = axis.worker_index('workers')
-    idx = table[jax.random.randint(key, (batch,), 0, count)]
-    x, y = x_all[idx], y_all[idx]
-    flip = (i >= n - f) & (attack_index == flip_index)
-    y = jnp.where(flip, decentral.flip_labels(y, dataset.num_classes), y)
-    loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-    updates, opt_state = make_tx(beta, attack_index).update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  per_worker = axis.run(worker_step, n, in_axes=(0, 0, 0, 0, 0, None, None))
-
-  def run_config(params0, table, count, beta, attack_index, seed):
-    params = jax.tree.map(lambda p: jnp.broadcast_to(p, (n,) + p.shape), params0)
-    opt_state = axis.run(lambda p: make_tx(beta, attack_index).init(p), n)(params)
+    tx = make_tx(beta, attack_index)
 
     def body(carry, t):
       params, opt_state = carry
-      keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), t), n)
-      params, opt_state, loss = per_worker(params, opt_state, keys, table, count, beta, attack_index)
-      return (params, opt_state), jnp.mean(loss[:n - f])
+      key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), t), n)[i]
+      idx = table[jax.random.randint(key, (batch,), 0, count)]
+      x, y = x_all[idx], y_all[idx]
+      flip = (i >= honest) & (attack_index == flip_index)
+      y = jnp.where(flip, decentral.flip_labels(y, dataset.num_classes), y)
+      loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      honest_loss = lax.psum(jnp.where(i < honest, loss, 0.0), 'workers') / honest
+      return (optax.apply_updates(params, updates), opt_state), honest_loss
 
-    (params, _), curve = lax.scan(body, (params, opt_state), jnp.arange(steps))
-    return params, curve
+    params = axis.varying(params, 'workers')  # each worker's own copy (shard_map: params0 is replicated)
+    (params, _), curve = lax.scan(body, (params, tx.init(params)), jnp.arange(steps))
+    accuracy = jnp.mean(jnp.argmax(model.apply(params, dataset.x_test), -1) == dataset.y_test)
+    return lax.all_gather(accuracy, 'workers'), curve
 
-  return jax.jit(jax.vmap(run_config, in_axes=(None, 0, 0, 0, 0, None)))
+  def worker(params0, tables, counts, betas, index):
+    return jax.vmap(one_configuration, in_axes=(None, 0, 0, 0, 0))(params0, tables, counts, betas, index)
 
-
-def _accuracy(model, params, dataset, honest):
-  """Test accuracy of each honest worker's model: (honest,)."""
-  apply = jax.jit(jax.vmap(lambda p: jnp.mean(jnp.argmax(model.apply(p, dataset.x_test), -1) == dataset.y_test)))
-  return np.asarray(apply(jax.tree.map(lambda p: p[:honest], params)))
+  return axis.run(worker, n, backend=config.backend, in_axes=(None, 0, 0, None, None))
 
 
 def run(config, workdir: str) -> list[dict]:
@@ -249,6 +245,8 @@ def run(config, workdir: str) -> list[dict]:
   model = models.MLP(hidden=(config.hidden,), num_classes=ds.num_classes)
   params0 = model.init(jax.random.key(config.seed), ds.x_train[:1])
   n = config.num_workers
+  if jax.process_count() > 1 and config.backend == 'vmap':
+    raise ValueError('experiments.robust: several processes need --config.backend=shard_map (or pmap)')
   alphas = [float(a) for a in _split(config.alphas)]
   results, t_start = [], time.perf_counter()
   attacks = _split(config.attacks)
@@ -274,20 +272,20 @@ def _run_group(model, ds, params0, row, f, n, names, alphas, config):
   shard = {a: shards(ds.y_train, n, f, a, config.seed) for a in alphas}
   width = max(s.table.shape[1] for s in shard.values())
   padded = {a: np.stack([np.resize(r[:c], width) for r, c in zip(s.table, s.count)]) for a, s in shard.items()}
-  tables = np.stack([padded[a] for a, _, _ in configs])
-  counts = np.stack([shard[a].count for a, _, _ in configs])
+  tables = np.stack([padded[a] for a, _, _ in configs], axis=1)   # (workers, configurations, width)
+  counts = np.stack([shard[a].count for a, _, _ in configs], axis=1)
   betas = jnp.asarray([b for _, b, _ in configs], jnp.float32)
   index = jnp.asarray([k for _, _, k in configs], jnp.int32)
   runner = make_group_runner(model, ds, rule_name=row.rule, f=f, n=n, attack_names=list(names) if f else [],
                              config=config)
   t0 = time.perf_counter()
-  params, curves = runner(params0, jnp.asarray(tables), jnp.asarray(counts), betas, index, config.seed)
-  jax.block_until_ready(curves)
+  local = decentral.processes.local_rows(n)  # this process's workers (all of them in one process)
+  accuracies, curves = runner(params0, tables[local], counts[local], betas, index)
+  accuracies, curves = np.asarray(accuracies[0]), np.asarray(curves[0])  # every worker holds the gathered rows
   seconds = time.perf_counter() - t0
   out = []
   for c, (alpha, beta, k) in enumerate(configs):
-    acc = _accuracy(model, jax.tree.map(lambda p: p[c], params), ds, n - f)
-    curve = np.asarray(curves[c])
+    acc, curve = accuracies[c, :n - f], curves[c]
     out.append({'rule': row.label(beta), 'algorithm': row.rule, 'beta': beta, 'f': f, 'alpha': alpha,
                 'attack': names[k], 'test_accuracy': float(np.nan_to_num(acc.mean())),
                 'test_accuracy_min': float(np.nan_to_num(acc.min())),

@@ -24,6 +24,7 @@ import json
 import os
 from typing import Any, Iterable
 
+import jax
 import numpy as np
 
 
@@ -79,10 +80,15 @@ class Writer:
     resume_step: when resuming a run, keep the metric rows logged at or before this step (rows without a
       ``step`` are kept) and append after them, so the file reads as if the run had never stopped; ``None``
       starts ``metrics.jsonl`` empty.
+
+  Across processes (``experiments/launch.py``) only process 0 writes; on the others every method does nothing.
   """
 
   def __init__(self, workdir: str, config, *, resume_step: int | None = None):
     self.workdir = workdir
+    self.active = jax.process_index() == 0
+    if not self.active:
+      return
     os.makedirs(workdir, exist_ok=True)
     with open(self.path('config.json'), 'w') as f:
       f.write(config_json(config))
@@ -98,16 +104,22 @@ class Writer:
 
   def metrics(self, rows: Iterable[dict]) -> None:
     """Appends rows to ``metrics.jsonl`` (flushed at once: a crash loses no logged row)."""
+    if not self.active:
+      return
     with open(self.path('metrics.jsonl'), 'a') as f:
       for row in rows:
         f.write(json.dumps(jsonable(row)) + '\n')
 
   def results(self, results: dict, name: str = 'results.json') -> None:
     """Writes everything the run computed as one JSON object."""
+    if not self.active:
+      return
     with open(self.path(name), 'w') as f:
       json.dump(jsonable(results), f, indent=1)
 
   def text(self, text: str, name: str = 'table.txt') -> None:
+    if not self.active:
+      return
     with open(self.path(name), 'w') as f:
       f.write(text.rstrip('\n') + '\n')
 
@@ -115,6 +127,9 @@ class Writer:
     """Saves a figure (or the figure of an axes, or of an array of axes) as ``name`` and closes it."""
     import matplotlib.pyplot as plt
     fig = _figure_of(fig)
+    if not self.active:
+      plt.close(fig)
+      return
     fig.tight_layout()
     fig.savefig(self.path(name), dpi=dpi)
     plt.close(fig)
