@@ -3,10 +3,11 @@
     python multiprocess_worker.py PROCESS_ID NUM_PROCESSES PORT OUT_DIR CASE [CASE ...]
 
 Each process owns 8 / NUM_PROCESSES of the conformance suite's 8 workers on as many virtual CPU devices. For each
-case (a name of ``test_conformance_decentral.CASES``) it runs the suite's steps with ``backend='shard_map'`` on the
-mesh spanning all processes, feeding only its own workers' rows, and the same steps under vmap over all 8 workers
-inside this process; it writes the largest difference per case to ``OUT_DIR/diff_<id>.json``. The state of the
-first case is also saved with orbax from all processes together, for a single-process restore.
+case (a name of ``test_conformance_decentral.CASES``, or ``name@pmap``) it runs the suite's steps with
+``backend='shard_map'`` (or pmap) on the devices of all processes, feeding only its own workers' rows, and the
+same steps under vmap over all 8 workers inside this process; it writes the largest difference per case to
+``OUT_DIR/diff_<id>.json``. The state of the first case is also saved with orbax from all processes together, for
+a single-process restore.
 """
 
 import json
@@ -45,9 +46,10 @@ def largest_difference(a, b):
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def compare(name):
+def compare(spec):
+  name, _, backend = spec.partition('@')  # 'monna@pmap': the case under pmap; shard_map by default
   case, tx = suite.CASES[name], suite._tx(name)
-  across = axis.run(suite._step_fn(case, tx), N, axis_name=AXIS, backend='shard_map')
+  across = axis.run(suite._step_fn(case, tx), N, axis_name=AXIS, backend=backend or 'shard_map')
   inside = axis.run(suite._step_fn(case, tx), N, axis_name=AXIS)
   params, state = suite._params(), suite._init(name)(suite._params())
   ours, ref = (rows(params), rows(state), None), (params, state, None)

@@ -23,9 +23,10 @@ from decentral import axis, processes
 HERE = os.path.dirname(os.path.abspath(__file__))
 # One case per family: robust aggregation (with an attack), gossip (D-SGD, MoNNA), compression (EF21, DGC),
 # local SGD (DiLoCo, Streaming DiLoCo), federated (Just One Byte), and rules with state (centered clipping).
+# pmap spans processes too: one case runs under it.
 CASES = ['diloco', 'byzantine', 'aggregate:krum', 'aggregate:centered_clipping', 'dsgd', 'monna', 'ef21', 'dgc',
-         'streaming_diloco', 'just_one_byte']
-TIMEOUT = 240
+         'streaming_diloco', 'just_one_byte', 'monna@pmap']
+TIMEOUT = 600  # generous: the processes share 2 cores with the rest of the suite
 
 
 def by_path(tree):
