@@ -32,8 +32,9 @@ from typing import Any, Callable
 
 import optax
 
-from decentral.compression import deep_gradient, feedback, fedzip_codec, privacy, quantizers, sketches, sparsifiers
-from decentral.federated import zeroth_order
+from decentral.compression import (deep_gradient, feedback, fedzip_codec, poisson_binomial, privacy, quantizers,
+                                  sketches, sparsifiers)
+from decentral.federated import gradient_differences, zeroth_order
 from decentral.local_sgd import core as local_sgd_core
 from decentral.local_sgd import penalty, sparse, streaming
 from decentral.p2p import sgd as p2p_sgd
@@ -41,6 +42,7 @@ from decentral.p2p import topology
 from decentral.robust import (aggregation, cclip, distance, flag, order_statistics, preaggregation, similarity,
                               weiszfeld)
 from decentral.robust import attacks as attack_fns
+from optim.privacy import microbatch
 from optim.registry import Registry
 
 # Arguments every rule and attack receives at call time, so never bound when building.
@@ -135,6 +137,7 @@ compressors.register('low_rank', sketches.low_rank)
 compressors.register('count_sketch', sketches.count_sketch)
 compressors.register('fedzip', fedzip_codec.fedzip, tags=('measured',))
 compressors.register('rqm', privacy.rqm)
+compressors.register('pbm', poisson_binomial.pbm, c=1.0)
 compressors.register('sparseloco', sparse.sparseloco_compressor)
 
 # Worker-axis transforms: every distributed method, its factory registered with defaults sized for the
@@ -189,4 +192,7 @@ transforms.register('aggregate', aggregation.aggregate, rule=rules.build('trimme
                     tags=('direction', 'shared_update', 'stateless', 'each_rule'))
 transforms.register('byzantine', attack_fns.byzantine, attack=attack_fns.a_little_is_enough, f=1,
                     tags=('direction', 'stateless'))
-
+# DIFF2 fed each worker's loss as its one example (the suite has no per-example losses); a restart every 2 rounds.
+transforms.register('diff2', microbatch.microbatched(gradient_differences.diff2), learning_rate=0.1, restart_every=2,
+                    l2_norm_clip=10.0, diff_clip=1.0, noise_multiplier=0.01, diff_noise_multiplier=0.01,
+                    extra_args=gradient_differences.single_example_oracle, tags=('needs_params', 'shared_update'))

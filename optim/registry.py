@@ -27,7 +27,9 @@ from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 import optax
 
 from optim.optimizers import adabelief, adamp, auon, averaging, clipping, diffgrad, frugal, langevin, mfac
-from optim.optimizers import rolling_ball, sgd_sai, sophia, swan
+from optim.optimizers import rolling_ball, sgd_sai, sophia, sso, swan
+from optim.privacy import dicesgd, dpsgd, microbatch
+from optim.online import optimistic
 
 T = TypeVar('T')
 
@@ -187,6 +189,17 @@ register('hybrid_auon', auon.hybrid_auon, learning_rate=0.05, tags=('matrix',))
 register('frugal', frugal.frugal, learning_rate=3e-3, tags=('matrix',))
 register('coordinate_clip_sgd', clipping.coordinate_clip_sgd, learning_rate=0.1, fraction=0.01)
 register('sgld', langevin.sgld, learning_rate=0.1, beta=1e5, tags=('stateless',))
+# SSO needs the model on the batch and the loss of its outputs; given only the loss of the parameters (the
+# suites, the main job) its target space is the parameters, where it is SGD.
+register('sso', sso.sso, learning_rate=0.1, extra_args=sso.parameter_space_oracle)
+# DP-SGD and DiceSGD take per-example gradients; fed a batch's mean gradient (the suites, the main job) they treat
+# it as one microbatch (optim.privacy.single_microbatch): the machinery runs, but that is not per-example privacy.
+register('dp_sgd', microbatch.microbatched(dpsgd.dp_sgd), learning_rate=0.1, l2_norm_clip=1.0,
+         noise_multiplier=0.01, tags=('stateless',))
+register('dice_sgd', microbatch.microbatched(dicesgd.dice_sgd), learning_rate=0.1, l2_norm_clip=1.0, error_clip=1.0,
+         noise_multiplier=0.01)
+# Optimistic OMD on R^d (Euclidean), in its one-step form: optimistic gradient descent (optim/online).
+register('optimistic_omd', optimistic.optimistic_omd, learning_rate=0.05, form='one_step')
 
 # Composable transforms that are not optimizers on their own: the conformance suite runs each chained after an
 # SGD step (``optax.chain(optax.sgd(lr), transform)``), the place each of them is meant to take.

@@ -5,6 +5,10 @@ import os
 import jax
 import pytest
 
+# Scripts that pytest must not import for doctests: fixture generators (they need reference packages in a scratch
+# environment, and may switch jax to float64 at import) and the multi-process worker (it joins a runtime).
+collect_ignore_glob = ['*/fixtures/*.py', 'decentral/multiprocess_worker.py']
+
 # The real data sets live beside the repository (../shared/data), not in it; POLYAK_SHARED_DATA overrides.
 _CANDIDATES = (os.environ.get('POLYAK_SHARED_DATA', ''),
                os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data'))

@@ -28,6 +28,7 @@ factory                 unbiased  bytes                                  propert
 ``count_sketch(r, c)``  mean dec  r * c * itemsize + 8                   median (or mean) decoder
 ``fedzip(ratio, K)``    no        measured (``nbytes``: upper bound)     top-z, k-means, Huffman/position
 ``rqm(c, delta, m)``    yes       ceil(d ceil(log2 m) / 8)               Renyi DP, exact (Youn et al.)
+``pbm(c, m, theta)``    yes       ceil(d ceil(log2(m+1)) / 8)            Renyi DP, exact (Chen et al.)
 ======================  ========  =====================================  ====================================
 
 FedZip's size is data dependent: its ``nbytes`` is an upper bound and ``len(encode(...))`` the size sent.
@@ -44,13 +45,14 @@ Array([ 0., -3.,  0.,  2.], dtype=float32)
 (10, 10)
 """
 
-from decentral.compression import (collectives, deep_gradient, feedback, fedzip_codec, privacy, quantizers,
-                                   sketches, sparsifiers, trees, wire)
+from decentral.compression import (collectives, deep_gradient, feedback, fedzip_codec, poisson_binomial, privacy,
+                                   quantizers, sketches, sparsifiers, trees, wire)
 from decentral.compression.collectives import gather_decode, mean_over_workers
 from decentral.compression.deep_gradient import DGCState, dgc, scale_by_dgc, warmup_densities
 from decentral.compression.feedback import (EF21State, ErrorFeedbackState, ef21, ef21_stepsize, ef21_w,
                                             error_feedback)
 from decentral.compression.fedzip_codec import fedzip
+from decentral.compression.poisson_binomial import pbm
 from decentral.compression.privacy import rqm
 from decentral.compression.quantizers import FP4_E3M0_LEVELS, fp4_e3m0, int8, natural, qsgd, sign
 from decentral.compression.sketches import count_sketch, low_rank
@@ -58,10 +60,10 @@ from decentral.compression.sparsifiers import identity, random_k, top_k
 from decentral.compression.trees import compress_tree, decompress_tree, encode_tree, roundtrip, tree_nbytes
 from decentral.compression.wire import KEY_BYTES, Compressor, index_dtype, pack_bits, unpack_bits
 
-__all__ = ['collectives', 'deep_gradient', 'feedback', 'fedzip_codec', 'privacy', 'quantizers', 'sketches',
-           'sparsifiers', 'trees', 'wire', 'gather_decode', 'mean_over_workers', 'DGCState', 'dgc', 'scale_by_dgc',
-           'warmup_densities', 'EF21State', 'ErrorFeedbackState', 'ef21', 'ef21_stepsize', 'ef21_w',
-           'error_feedback', 'fedzip', 'rqm', 'FP4_E3M0_LEVELS', 'fp4_e3m0', 'int8', 'natural', 'qsgd', 'sign',
+__all__ = ['collectives', 'deep_gradient', 'feedback', 'fedzip_codec', 'poisson_binomial', 'privacy', 'quantizers',
+           'sketches', 'sparsifiers', 'trees', 'wire', 'gather_decode', 'mean_over_workers', 'DGCState', 'dgc',
+           'scale_by_dgc', 'warmup_densities', 'EF21State', 'ErrorFeedbackState', 'ef21', 'ef21_stepsize', 'ef21_w',
+           'error_feedback', 'fedzip', 'pbm', 'rqm', 'FP4_E3M0_LEVELS', 'fp4_e3m0', 'int8', 'natural', 'qsgd', 'sign',
            'count_sketch', 'low_rank', 'identity', 'random_k', 'top_k', 'compress_tree', 'decompress_tree',
            'encode_tree', 'roundtrip', 'tree_nbytes', 'KEY_BYTES', 'Compressor', 'index_dtype', 'pack_bits',
            'unpack_bits']

@@ -15,8 +15,21 @@ between consecutive grid points {-c, c} U {B_j} the distribution is affine in x,
 sum_j P_j^alpha Q_j^(1-alpha) is jointly convex for alpha > 1, so the supremum is attained at those points
 (:func:`rdp`). A d-dimensional update quantised coordinate-wise composes to d eps(alpha) (the neighbouring
 update may change every coordinate across [-c, c]); T rounds to T d eps(alpha), converted to (epsilon, delta)
-with ``dp_accounting.rdp.compute_epsilon`` (:func:`epsilon`). Client subsampling amplification is not
-included.
+with ``dp_accounting.rdp.compute_epsilon`` (:func:`epsilon`).
+
+Client subsampling (each round, a client takes part with probability gamma; neighbouring data sets differ in
+one client's data, whose update may change arbitrarily in [-c, c]^d): whether that client takes part is the same
+in both worlds, so the server's view of it is the mixture ``(1 - gamma) [absent] + gamma P_x`` against
+``(1 - gamma) [absent] + gamma P_x'``, and its Renyi divergence is, exactly,
+
+    eps_gamma(alpha) = log(1 - gamma + gamma exp((alpha - 1) d eps(alpha))) / (alpha - 1)
+
+(the absent outcome contributes ``(1 - gamma)^alpha (1 - gamma)^(1 - alpha)``; the present ones
+``gamma sum_o P_x(o)^alpha P_x'(o)^(1-alpha)``, a product over coordinates, largest at the same worst-case pairs
+as without subsampling since the map is increasing). This is the subsampled mechanism's own RDP, not a generic
+amplification bound; its T-fold composition is converted by dp_accounting as above
+(:func:`rdp_curve`, :func:`epsilon` with ``sampling_prob``). The Poisson binomial mechanism the paper compares
+with is :mod:`decentral.compression.poisson_binomial`.
 
 >>> import numpy as np
 >>> p = output_distribution(0.3, c=1.0, delta=1.5, m=5, q=0.5)
@@ -126,26 +139,37 @@ def _sup_divergence(alpha, dists):
   return float(((top[..., 0] + np.log(np.exp(terms - top).sum(-1))) / (alpha - 1)).max())
 
 
+def subsampled_rdp(per_release: float, alpha: float, sampling_prob: float) -> float:
+  """The exact RDP of a release made with probability ``sampling_prob`` (absence visible, identical in both
+  worlds) whose RDP when made is ``per_release``: ``log(1 - g + g exp((alpha - 1) eps)) / (alpha - 1)``."""
+  checks.fraction(sampling_prob, 'sampling_prob')
+  if sampling_prob == 1.0 or math.isinf(per_release):
+    return per_release
+  log_terms = np.logaddexp(math.log1p(-sampling_prob), math.log(sampling_prob) + (alpha - 1) * per_release)
+  return float(log_terms / (alpha - 1))
+
+
 def rdp_curve(orders: Sequence[float], *, c: float, delta: float, m: int, q: float, dims: int = 1,
-              rounds: int = 1) -> np.ndarray:
-  """RDP of ``rounds`` releases of a ``dims``-dimensional RQM update: rounds * dims * eps(alpha)."""
+              rounds: int = 1, sampling_prob: float = 1.0) -> np.ndarray:
+  """RDP of ``rounds`` releases of a ``dims``-dimensional RQM update, each made with probability
+  ``sampling_prob``: ``rounds * eps_gamma(alpha)`` (module docstring; ``rounds * dims * eps(alpha)`` at 1)."""
   checks.positive_int(dims, 'dims')
   checks.non_negative_int(rounds, 'rounds')
   dists = _extreme_distributions(c, delta, m, q)
-  return np.array([rounds * dims * _sup_divergence(a, dists) for a in orders])
+  return np.array([rounds * subsampled_rdp(dims * _sup_divergence(a, dists), a, sampling_prob) for a in orders])
 
 
 DEFAULT_ORDERS = tuple([1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 32.0, 64.0])
 
 
 def epsilon(target_delta: float, *, c: float, delta: float, m: int, q: float, dims: int = 1, rounds: int = 1,
-            orders: Sequence[float] = DEFAULT_ORDERS) -> tuple[float, float]:
+            orders: Sequence[float] = DEFAULT_ORDERS, sampling_prob: float = 1.0) -> tuple[float, float]:
   """(epsilon, optimal order) of the composed RQM releases at ``target_delta``, via dp_accounting's RDP
-  conversion (``dp_accounting.rdp.compute_epsilon``)."""
+  conversion (``dp_accounting.rdp.compute_epsilon``); ``sampling_prob`` < 1 for client subsampling."""
   from dp_accounting import rdp as dp_rdp
   if not 0 < target_delta < 1:
     raise ValueError(f'target_delta must be in (0, 1), got {target_delta!r}')
-  curve = rdp_curve(orders, c=c, delta=delta, m=m, q=q, dims=dims, rounds=rounds)
+  curve = rdp_curve(orders, c=c, delta=delta, m=m, q=q, dims=dims, rounds=rounds, sampling_prob=sampling_prob)
   eps, order = dp_rdp.compute_epsilon(list(orders), list(curve), target_delta)
   return float(eps), float(order)
 

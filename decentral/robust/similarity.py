@@ -20,7 +20,8 @@ from decentral.stacked import (HIGHEST, check_f, combine, compute_dtype, cosine_
 PyTree = Any
 
 
-def multi_metrics(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, p: float = 0.3) -> PyTree:
+def multi_metrics(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, p: float = 0.3,
+                  num_samples: Any = None) -> PyTree:
   r"""Multi-metrics (Huang et al. 2023, arXiv 2303.06601): score each update by three dissimilarities to all
   others, whiten, and average the fraction p with the lowest scores.
 
@@ -29,12 +30,14 @@ def multi_metrics(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, 
   .. math:: t_i = \Big(\sum_j (1 - \cos(x_i, x_j))^2,\; \sum_j \|x_i - x_j\|_1,\;
      \sum_j \big|\|x_i\| - \|x_j\|\big|\Big), \qquad s_i = t_i^\top \Sigma^{-1} t_i,
 
-  :math:`\Sigma` the sample covariance (ddof=1) of the :math:`t_i`; the output is the plain mean of the
-  :math:`\lfloor p n\rfloor` updates of lowest score. Follows the official code (siquanhuang/Multi-metrics,
+  :math:`\Sigma` the sample covariance (ddof=1) of the :math:`t_i`; the output is the average of the set
+  :math:`K` of the :math:`\lfloor p n\rfloor` updates of lowest score, weighted by the clients' data-set sizes
+  :math:`n_i` as in the official defence, :math:`\sum_{i\in K} n_i x_i / \sum_{i\in K} n_i`, or uniform when
+  ``num_samples`` is None. Follows the official code (siquanhuang/Multi-metrics,
   ``defense.py``): the cosine term is squared, the "Euclidean" term is the difference of norms, and the score is
   :math:`t^\top\Sigma^{-1}t` on uncentred features. We use the pseudo-inverse (equal to the inverse when
   :math:`\Sigma` is invertible, defined when it is not, e.g. identical inputs), treat a zero-norm pair's cosine as
-  0, and average uniformly (the code weights by data-set size). ``f`` is unused. Non-finite rows are left out of
+  0, and take the sizes as an argument (the code's ``num_dps``). ``f`` is unused. Non-finite rows are left out of
   every sum and scored +inf. Ties: lowest index. The Manhattan term costs O(n^2 d) (no Gram form exists for it).
 
   Args:
@@ -42,6 +45,9 @@ def multi_metrics(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, 
     f: unused; checked.
     key: unused.
     p: fraction kept; floor(p n) must be >= 1.
+    num_samples: ``(n,)`` data-set sizes of the workers (the official code's ``num_dps``), positive; ``None``
+      averages the kept updates uniformly (equal sizes). Under :func:`decentral.aggregate` bind them with
+      ``functools.partial(multi_metrics, num_samples=sizes)``.
 
   Returns:
     One update.
@@ -49,6 +55,8 @@ def multi_metrics(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, 
   >>> import jax.numpy as jnp
   >>> x = jnp.array([[1., 0.], [1.1, 0.1], [0.9, -0.1], [1., 0.05], [-5., 5.]])
   >>> multi_metrics(x, p=0.4).shape
+  (2,)
+  >>> multi_metrics(x, p=0.4, num_samples=jnp.array([1., 3., 1., 1., 1.])).shape
   (2,)
   """
   del key
@@ -78,7 +86,14 @@ def multi_metrics(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, 
   cov = jnp.matmul(centred.T, centred, precision=HIGHEST) / jnp.maximum(count - 1, 1)
   scores = jnp.einsum('ij,jk,ik->i', feats, jnp.linalg.pinv(cov, hermitian=True), feats)
   scores = jnp.where(finite, scores, jnp.inf)
-  return combine(stacked, uniform_over(select_lowest(scores, keep), n, scores.dtype))
+  kept = select_lowest(scores, keep)
+  if num_samples is None:
+    return combine(stacked, uniform_over(kept, n, scores.dtype))
+  sizes = jnp.asarray(num_samples, scores.dtype)
+  if sizes.shape != (n,):
+    raise ValueError(f'multi_metrics: num_samples must have shape ({n},) (one size per worker), got {sizes.shape}')
+  weights = jnp.zeros((n,), scores.dtype).at[kept].set(sizes[kept])
+  return combine(stacked, weights / jnp.sum(weights))
 
 
 def foolsgold_weights(vectors: PyTree, finite: jax.Array | None = None) -> jax.Array:

@@ -5,6 +5,6 @@
 """
 
 from decentral.sim import events
-from decentral.sim.events import Event, EventQueue, run_time_triggered, step_time_model
+from decentral.sim.events import Event, EventQueue, run_step_triggered, run_time_triggered, step_time_model
 
-__all__ = ['events', 'Event', 'EventQueue', 'run_time_triggered', 'step_time_model']
+__all__ = ['events', 'Event', 'EventQueue', 'run_step_triggered', 'run_time_triggered', 'step_time_model']

@@ -11,6 +11,11 @@ is jitted: it is the clock, the queue and the bookkeeping around jitted code, de
 - :func:`run_time_triggered`: workers step independently; every ``period`` of simulated time each worker stops
   at its next step boundary, and once all have arrived a round runs (A-EDiT's time-triggered synchronisation,
   FedFix-style fixed-interval aggregation); then all resume together.
+- :func:`run_step_triggered`: the same with a barrier every ``steps_per_round`` steps of each worker (EDiT's and
+  DiLoCo's synchronous rounds, where every round waits for the slowest worker).
+
+Both take a ``round_cost``: the simulated time a round itself takes (its communication, e.g. EDiT's layer-wise
+schedule, :func:`decentral.local_sgd.async_edit.layerwise_sync_schedule`) before the workers resume.
 
 >>> times = step_time_model(2, slowdown=[1.0, 2.0], jitter=0.0)
 >>> log = []
@@ -101,22 +106,59 @@ def step_time_model(num_workers: int, *, slowdown: Sequence[float] | None = None
   return duration
 
 
+def _round_cost(round_cost: float | Callable[[int], float], index: int) -> float:
+  cost = float(round_cost(index) if callable(round_cost) else round_cost)
+  if not (math.isfinite(cost) and cost >= 0):
+    raise ValueError(f'round_cost must be non-negative and finite, got {cost!r}')
+  return cost
+
+
 def run_time_triggered(num_workers: int, step_time: Callable[[int, int], float], *, period: float,
                        total_time: float, on_step: Callable[[int, int, float], Any],
-                       on_round: Callable[[float, list[int]], bool]) -> int:
+                       on_round: Callable[[float, list[int]], bool],
+                       round_cost: float | Callable[[int], float] = 0.0) -> int:
   """Workers step at their own pace; every ``period`` they meet at a barrier and a round runs.
 
   Each worker w runs steps k = 0, 1, ... back to back, step k taking ``step_time(w, k)``; ``on_step(w, k, t)``
   is called when it completes at time t. The first completion at or after the round's trigger time sends the
   worker to the barrier; when the last one arrives (time t_r), ``on_round(t_r, steps)`` runs with the number of
   steps each worker completed since the previous round. It returns whether the round counted (False: skipped,
-  e.g. too few steps); either way the next trigger is t_r + period and every worker resumes at t_r (the faster
-  ones idled at the barrier). The simulation stops at the first barrier at or after ``total_time``.
+  e.g. too few steps); either way the next trigger is t_r + c + period and every worker resumes at t_r + c (the
+  faster ones idled at the barrier), c the ``round_cost`` of a counted round (0 for a skipped one; a callable
+  receives the round's index, counting from 0). The simulation stops at the first barrier at or after
+  ``total_time``.
 
   Returns:
     The number of rounds for which ``on_round`` returned True.
   """
   checks.positive_finite(period, 'period')
+  return _run(num_workers, step_time, lambda t, since, trigger: t >= trigger, period, total_time, on_step,
+              on_round, round_cost)
+
+
+def run_step_triggered(num_workers: int, step_time: Callable[[int, int], float], *, steps_per_round: int,
+                       total_time: float, on_step: Callable[[int, int, float], Any],
+                       on_round: Callable[[float, list[int]], bool],
+                       round_cost: float | Callable[[int], float] = 0.0) -> int:
+  """Like :func:`run_time_triggered`, but each worker goes to the barrier after ``steps_per_round`` steps.
+
+  Every round then waits for the slowest worker's ``steps_per_round`` steps (synchronous local SGD: EDiT,
+  DiLoCo); ``round_cost`` as there. Stops at the first barrier at or after ``total_time``.
+
+  >>> log = []
+  >>> run_step_triggered(2, step_time_model(2, slowdown=[1.0, 2.0]), steps_per_round=2, total_time=8.0,
+  ...                    on_step=lambda w, k, t: None, round_cost=0.5,
+  ...                    on_round=lambda t, steps: log.append((t, tuple(steps))) or True)
+  2
+  >>> log   # worker 1 needs 4.0 for 2 steps; the second round ends at 4.0 + 0.5 + 4.0
+  [(4.0, (2, 2)), (8.5, (2, 2))]
+  """
+  checks.positive_int(steps_per_round, 'steps_per_round')
+  return _run(num_workers, step_time, lambda t, since, trigger: since >= steps_per_round, 0.0, total_time,
+              on_step, on_round, round_cost)
+
+
+def _run(num_workers, step_time, at_barrier, period, total_time, on_step, on_round, round_cost) -> int:
   checks.positive_finite(total_time, 'total_time')
   queue = EventQueue()
   step = [0] * num_workers
@@ -130,17 +172,19 @@ def run_time_triggered(num_workers: int, step_time: Callable[[int, int], float],
     on_step(w, step[w], event.time)
     step[w] += 1
     since[w] += 1
-    if event.time >= trigger:
+    if at_barrier(event.time, since[w], trigger):
       arrived.append(event.time)
       if len(arrived) < num_workers:
         continue
       t_round = max(arrived)
-      rounds += bool(on_round(t_round, list(since)))
-      since, arrived, trigger = [0] * num_workers, [], t_round + period
+      counted = bool(on_round(t_round, list(since)))
+      resume = t_round + (_round_cost(round_cost, rounds) if counted else 0.0)
+      rounds += counted
+      since, arrived, trigger = [0] * num_workers, [], resume + period
       if t_round >= total_time:
         break
       for v in range(num_workers):
-        queue.push(t_round + step_time(v, step[v]), 'step', v)
+        queue.push(resume + step_time(v, step[v]), 'step', v)
     else:
       queue.push(event.time + step_time(w, step[w]), 'step', w)
   return rounds

@@ -77,7 +77,8 @@ def sso(learning_rate: optax.ScalarOrSchedule, inner_steps: int = 10, inner_lear
   rescaling of the inner step only). Its inner optimizer is a stochastic Armijo line search (``LSOpt``, step reset
   each outer step); here any optax transform, re-initialised each outer step: pass
   ``optax.chain(optax.sgd(1.0), optax.scale_by_backtracking_linesearch(...))`` for a line search (it receives
-  ``value``, ``grad`` and ``value_fn``). The authors' CE target step is ``1 / (1 - 1/K)`` for the mean loss.
+  ``value``, ``grad`` and ``value_fn``). The authors' default CE ``stepsize`` is ``1 / (1 - 1/K)`` (mean loss,
+  their convention).
 
   Args:
     learning_rate: the target-space step :math:`\eta` (a scalar or a schedule of the outer step count).

@@ -11,7 +11,7 @@ from experiments.lib.common import script
 
 def test_smoke_preset_writes_its_files_and_measures_its_claim(tmp_path, capsys):
   config = sharpness_config.get_config('smoke')
-  config.update(dict(epochs=3, start_epoch=1, hidden=(8,), eval_examples=64, power_iters=5))
+  config.update(dict(epochs=3, start_epoch=1, hidden=(8,), eval_examples=32, power_iters=3))
   outputs = script.run(sharpness, config, str(tmp_path))
   for file in ('config.json', 'metrics.jsonl', 'results.json', 'sharpness.png'):
     assert os.path.getsize(tmp_path / file) > 0, file

@@ -106,6 +106,43 @@ def test_gauss_newton_bartlett_by_hand(x64):
   np.testing.assert_allclose(est['c'], 7 * residual.sum(0) ** 2, rtol=1e-12)
 
 
+@pytest.mark.parametrize('fraction', [0.5, 2.0])
+def test_gauss_newton_bartlett_clips_g_hat_as_the_authors_loop(x64, fraction):
+  # train_sophiag.py: backward on the sampled labels, clip_grad_norm_(params, grad_clip), then h += g^2 terms.
+  # By hand: torch's clip_grad_norm_ scales every gradient by min(1, max_norm / (total_norm + 1e-6)).
+  rng = np.random.default_rng(1)
+  x, w, c = rng.normal(size=(6, 4)), rng.normal(size=(4, 3)), rng.normal(size=3)
+  labels = rng.integers(0, 3, size=6)
+  z = x @ w + c
+  probs = np.exp(z - z.max(1, keepdims=True))
+  probs /= probs.sum(1, keepdims=True)
+  residual = (probs - np.eye(3)[labels]) / 6
+  g_w, g_c = x.T @ residual, residual.sum(0)
+  norm = np.sqrt(np.sum(g_w ** 2) + np.sum(g_c ** 2))
+  max_norm = fraction * norm
+  scale = min(1.0, max_norm / (norm + 1e-6))
+  est = sophia.gauss_newton_bartlett(lambda p: jnp.asarray(x) @ p['w'] + p['c'],
+                                     {'w': jnp.asarray(w), 'c': jnp.asarray(c)}, labels=jnp.asarray(labels),
+                                     clip_norm=max_norm)
+  np.testing.assert_allclose(est['w'], 6 * (scale * g_w) ** 2, rtol=1e-12)
+  np.testing.assert_allclose(est['c'], 6 * (scale * g_c) ** 2, rtol=1e-12)
+  assert (scale < 1) == (fraction < 1)
+
+
+def test_sophia_g_estimator_clip_norm_reaches_the_curvature_ema(x64):
+  x, w = jnp.eye(4), jnp.asarray(np.random.default_rng(2).normal(size=(4, 3)))
+  logits_fn = lambda v: x @ v
+  grads = jnp.ones_like(w)
+  plain, clipped = sophia.sophia_g(0.1), sophia.sophia_g(0.1, estimator_clip_norm=1e-3)
+  _, s_plain = plain.update(grads, plain.init(w), w, logits_fn=logits_fn)
+  _, s_clip = clipped.update(grads, clipped.init(w), w, logits_fn=logits_fn)
+  h_plain, h_clip = s_plain[0].hessian, s_clip[0].hessian  # same key, same sampled labels
+  g_norm = np.sqrt(np.sum(np.asarray(h_plain) / (1 - 0.99) / 4))  # h = (1 - b2) B g_hat^2 after one refresh
+  np.testing.assert_allclose(h_clip, h_plain * (1e-3 / (g_norm + 1e-6)) ** 2, rtol=1e-9)
+  with pytest.raises(ValueError, match='clip_norm'):
+    sophia.sophia_g(0.1, estimator_clip_norm=0.0)
+
+
 def _tiny_problem(seed=0):
   rng = np.random.default_rng(seed)
   params = {'w1': jnp.asarray(0.8 * rng.normal(size=(4, 3))), 'b1': jnp.asarray(0.1 * rng.normal(size=4)),

@@ -15,7 +15,8 @@ import theory
 from theory import numerics, plotting
 
 ROOT = pathlib.Path(theory.__file__).parent
-FAMILIES = ('hessian', 'langevin', 'sgn', 'stability')
+FAMILIES = ('hessian', 'langevin', 'sgn', 'stability', 'coherence', 'oscillation', 'sgd_noise', 'last_iterate',
+            'kernels', 'convex_relu', 'directional_sharpness')
 PLOT_MODULES = {'plots.py', 'plotting.py'}
 
 
@@ -91,6 +92,13 @@ PUBLIC = {
            'plot_band plot_phase plot_markov',
     'langevin': 'tensor_problem single_index_problem loss_fn oracle estimate overlap run_langevin oracle_overlap '
                 'sweep oracle_sweep threshold_exponent time_trace plot_collapse plot_trace',
+    'coherence': 'alpha_coherence gram_coherence m_coherence sample_m_coherence corrupt_labels',
+    'oscillation': 'feature_noise_data cnn_output feature_alignment init_filters loss plot_oscillation',
+    'sgd_noise': 'parity_task init_mlp mlp train margins per_example_gradients',
+    'last_iterate': 'csmd_step run_csmd schedule PROBLEMS Problem plot_rates',
+    'kernels': 'empirical_nngp empirical_ntk dual_matrix Network cnn_network',
+    'convex_relu': 'admm adversarial_training global_optimality train_nonconvex',
+    'directional_sharpness': 'sharpness_along sharpness_along_training line_search_decrease plot_sharpness',
 }
 
 

@@ -21,6 +21,9 @@ oracles, with the matrix-free estimators taken from :mod:`optim` (``optim.hessia
   without replacement) against ``B``, with Granziol et al.'s spiked random-matrix prediction
   (:func:`granziol_prediction`). Measured (P = N = 600): the formula holds near ``B = N`` but underestimates
   ``lambda_max(H_B)`` six-fold at ``B = 8``, where ``lambda_max(H_B)`` follows ``1/B``.
+* ``batch_size_lr``: the Marchenko-Pastur version (:func:`batch_spectrum`, :func:`marchenko_pastur_density`,
+  :func:`spiked_top_eigenvalue`) and the learning-rate rules against a measured sweep (:func:`lr_scaling_sweep`,
+  :func:`sgd_stability_threshold`).
 * ``driver``: :func:`run` runs them all on synthetic k-cluster data (``small=True`` for a notebook-sized
   setting); ``plots``: the ``plot_*`` functions (matplotlib), which take the result dicts.
 
@@ -29,6 +32,8 @@ dict of NumPy arrays and floats.
 """
 
 from theory.hessian.batch_hessians import batch_sharpness, granziol_prediction
+from theory.hessian.batch_size_lr import (batch_spectrum, lr_scaling_sweep, marchenko_pastur_density,
+                                          marchenko_pastur_edges, sgd_stability_threshold, spiked_top_eigenvalue)
 from theory.hessian.data import gaussian_clusters, pca_features
 from theory.hessian.decomposition import Decomposition, class_decomposition, exact_decomposition
 from theory.hessian.driver import run
@@ -36,6 +41,7 @@ from theory.hessian.model import cross_entropy, init_mlp, mlp_logits
 from theory.hessian.outliers import bulk_vs_width, outliers_vs_classes, spectrum_experiment
 from theory.hessian.plots import (plot_batch_sharpness, plot_bulk_vs_width, plot_decomposition,
                                   plot_outliers_vs_classes, plot_slq_error, plot_spectrum)
+from theory.hessian.plots import plot_batch_spectrum, plot_lr_scaling
 from theory.hessian.slq_error import slq_convergence, wasserstein1
 from theory.hessian.training import train
 
@@ -44,3 +50,5 @@ __all__ = ['batch_sharpness', 'granziol_prediction', 'gaussian_clusters', 'pca_f
            'bulk_vs_width', 'outliers_vs_classes', 'spectrum_experiment', 'plot_batch_sharpness',
            'plot_bulk_vs_width', 'plot_decomposition', 'plot_outliers_vs_classes', 'plot_slq_error',
            'plot_spectrum', 'slq_convergence', 'wasserstein1', 'train']
+__all__ += ['batch_spectrum', 'lr_scaling_sweep', 'marchenko_pastur_density', 'marchenko_pastur_edges',
+            'sgd_stability_threshold', 'spiked_top_eigenvalue', 'plot_batch_spectrum', 'plot_lr_scaling']

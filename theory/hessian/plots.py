@@ -95,3 +95,33 @@ def plot_batch_sharpness(batch: dict[str, Any], ax=None):
   ax.axhline(batch['lambda_max_full'], color='C3', lw=1, label='$\\lambda_{max}(H)$')
   style_axes(ax, 'batch size B', 'largest eigenvalue', xscale='log', yscale='log')
   return fig
+
+
+def plot_batch_spectrum(spectrum: dict[str, Any], index: int = 0, ax=None):
+  """Histogram of the eigenvalues of one batch Hessian ``X_B^T X_B / B`` against the Marchenko-Pastur density."""
+  from theory.hessian.batch_size_lr import marchenko_pastur_density
+  fig, ax = figure_axes(ax)
+  eig, gamma = spectrum['eigenvalues'][index], spectrum['gamma'][index]
+  eig = eig[eig > 1e-9]
+  ax.hist(eig, bins=60, density=True, color='0.6', label=f"eig(H_B), B={spectrum['batch_sizes'][index]}")
+  grid = np.linspace(max(eig.min() * 0.9, 1e-6), eig.max() * 1.05, 800)
+  mass = min(1.0, 1.0 / gamma)
+  ax.plot(grid, marchenko_pastur_density(grid, gamma) / mass, 'C0', label=f'Marchenko-Pastur, gamma={gamma:.2f}')
+  style_axes(ax, 'eigenvalue', 'density')
+  return fig
+
+
+def plot_lr_scaling(sweep: dict[str, Any], ax=None):
+  """Best and largest-stable learning rates against the batch size, with the exact SGD threshold and the linear
+  and square-root references."""
+  fig, ax = figure_axes(ax)
+  b = sweep['batch_sizes']
+  ax.plot(b, sweep['sgd_max_stable'], 'o-', label=f"SGD largest stable (slope {sweep['slopes']['sgd_max_stable']:.2f})")
+  ax.plot(b, sweep['sgd_threshold'], 'k--', lw=1, label='SGD exact threshold 2B/(B+d+1)')
+  ax.plot(b, sweep['sgd_best'], 's-', label=f"SGD best (slope {sweep['slopes']['sgd_best']:.2f})")
+  ax.plot(b, sweep['adam_best'], '^-', label=f"Adam best (slope {sweep['slopes']['adam_best']:.2f})")
+  ax.plot(b, sweep['adam_max_stable'], 'v-',
+          label=f"Adam largest stable (slope {sweep['slopes']['adam_max_stable']:.2f})")
+  ax.plot(b, sweep['adam_best'][0] * np.sqrt(b / b[0]), 'C2:', lw=1, label='sqrt(B) from Adam at B_min')
+  style_axes(ax, 'batch size B', 'learning rate', xscale='log', yscale='log', fontsize=7)
+  return fig

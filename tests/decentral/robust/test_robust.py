@@ -14,7 +14,7 @@ import pytest
 
 import decentral
 from decentral import registry, stacked
-from decentral.robust import order_statistics
+from decentral.robust import order_statistics, similarity
 
 @functools.cache
 def _jitted(rule, f, **kwargs):
@@ -174,8 +174,9 @@ def test_flag_aggregator_matches_the_reference_code_path(x64, r, iters):
   np.testing.assert_allclose(got, _flag_oracle(x, y0, r, iters), rtol=1e-8, atol=1e-10)
 
 
-def _multi_metrics_oracle(x, p):
-  """siquanhuang/Multi-metrics defense.py: summed (1-cos)^2, L1 and norm-difference features, t S^-1 t^T."""
+def _multi_metrics_oracle(x, p, num_samples=None):
+  """siquanhuang/Multi-metrics defense.py: summed (1-cos)^2, L1 and norm-difference features, t S^-1 t^T; the kept
+  clients averaged with weights proportional to their data-set sizes (``Multi_metrics.exec``), or uniformly."""
   n = len(x)
   cos_d, man_d, len_d = np.zeros(n), np.zeros(n), np.zeros(n)
   for i in range(n):
@@ -188,7 +189,8 @@ def _multi_metrics_oracle(x, p):
   inv = np.linalg.inv(np.cov(t.T))
   scores = np.array([t[i] @ inv @ t[i] for i in range(n)])
   keep = np.argsort(scores, kind='stable')[:int(p * n)]
-  return x[keep].mean(0)
+  weights = None if num_samples is None else np.asarray(num_samples)[keep]
+  return np.average(x[keep], weights=weights, axis=0)
 
 
 def test_multi_metrics_matches_the_reference_code(x64):
@@ -196,6 +198,40 @@ def test_multi_metrics_matches_the_reference_code(x64):
   x = np.concatenate([rng.randn(8, 6) * 0.5 + 1, rng.randn(2, 6) * 0.5 - 2], 0)
   got = _jitted(decentral.multi_metrics, 0, p=0.3)(jnp.asarray(x))
   np.testing.assert_allclose(got, _multi_metrics_oracle(x, 0.3), rtol=1e-10)
+
+
+def test_multi_metrics_dataset_size_weights_match_the_official_defence(x64):
+  rng = np.random.RandomState(7)
+  x = np.concatenate([rng.randn(8, 5) * 0.5 + 1, rng.randn(2, 5) * 0.5 - 2], 0)
+  sizes = rng.randint(10, 500, size=10).astype(float)
+  expect = _multi_metrics_oracle(x, 0.3, sizes)
+  got = jax.jit(functools.partial(similarity.multi_metrics, p=0.3))(jnp.asarray(x), num_samples=jnp.asarray(sizes))
+  np.testing.assert_allclose(got, expect, rtol=1e-10)
+  uniform = similarity.multi_metrics(jnp.asarray(x), p=0.3)
+  np.testing.assert_allclose(uniform, _multi_metrics_oracle(x, 0.3), rtol=1e-10)  # the option: equal weights
+  assert np.abs(np.asarray(uniform) - expect).max() > 1e-3  # the sizes matter on this input
+
+
+def test_multi_metrics_equal_sizes_give_the_uniform_mean_and_bad_sizes_are_named(x64):
+  x = jnp.asarray(np.random.RandomState(1).randn(6, 3))
+  np.testing.assert_allclose(similarity.multi_metrics(x, p=0.5, num_samples=jnp.full(6, 7.0)),
+                             similarity.multi_metrics(x, p=0.5), rtol=1e-12)
+  with pytest.raises(ValueError, match='multi_metrics: num_samples'):
+    similarity.multi_metrics(x, p=0.5, num_samples=jnp.ones(5))
+
+
+def test_multi_metrics_with_sizes_runs_on_the_worker_axis():
+  sizes = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+  tx = decentral.aggregate(functools.partial(similarity.multi_metrics, p=0.5, num_samples=sizes),
+                           axis_name='workers')
+
+  def step(g):
+    return tx.update(g, tx.init(g))[0]
+
+  g = jnp.asarray(np.random.RandomState(3).randn(8, 4), jnp.float32)
+  ref = similarity.multi_metrics(g, p=0.5, num_samples=sizes)
+  out = decentral.axis.run(step, 8)(g)  # vmap; shard_map = vmap for the rule is the conformance suite's check
+  np.testing.assert_allclose(out, np.broadcast_to(ref, out.shape), rtol=1e-5, atol=1e-6)
 
 
 def _foolsgold_oracle(h):

@@ -39,9 +39,9 @@ def test_memory_reads_the_logits_of_memory_epochs_ago(x64):
   f = np.array([[0.3, 0.1], [0.0, 0.0], [-1.0, 2.0]])
   for e in range(6):
     state = term.update(state, epoch=e, logits=history[e], indices=idx)
-    if e >= 2:
-      want = _kl_np(f, history[e - 2], 1.0) if e > 1 else 0.0
-      np.testing.assert_allclose(term.loss(f, state, epoch=e, indices=idx), want, rtol=1e-12)
+    if e > 1:   # inside the window (start_epoch=1): the logits written at epoch e - 2 are the target
+      np.testing.assert_allclose(term.loss(f, state, epoch=e, indices=idx), _kl_np(f, history[e - 2], 1.0),
+                                 rtol=1e-12)
   assert state.logits.shape == (3, 3, 2)   # (memory_epochs + 1) N K numbers
 
 

@@ -1,0 +1,22 @@
+"""Optimistic online mirror descent: regret on stochastic, adversarial and SEA sequences; a bilinear game.
+
+    python -m experiments.online --workdir=/tmp/polyak/online
+    python -m experiments.online --config=experiments/configs/online.py:smoke
+
+Prints the headline records (one JSON object a line) and writes ``config.json``,
+``results.json``, ``metrics.jsonl`` and the figures under ``--workdir`` (see ``experiments/lib/online.py``).
+"""
+
+from absl import app, flags
+import jax
+from ml_collections import config_flags
+
+from experiments.lib import online
+from experiments.lib.common import script
+
+_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('online'))
+_WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/online', 'Where config, metrics, results and plots go.')
+
+if __name__ == '__main__':
+  jax.config.parse_flags_with_absl()
+  app.run(script.main(online, _CONFIG, _WORKDIR))

@@ -1,0 +1,22 @@
+"""Differential privacy on digits: DP-SGD vs DiceSGD at equal epsilon, the Bayesian audit, the f-DP limits.
+
+    python -m experiments.privacy --workdir=/tmp/polyak/privacy
+    python -m experiments.privacy --config=experiments/configs/privacy.py:smoke
+
+Prints the headline records (one JSON object a line) and writes ``config.json``, ``results.json``,
+``metrics.jsonl`` and the figures under ``--workdir`` (see ``experiments/lib/privacy.py``).
+"""
+
+from absl import app, flags
+import jax
+from ml_collections import config_flags
+
+from experiments.lib import privacy
+from experiments.lib.common import script
+
+_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('privacy'))
+_WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/privacy', 'Where config, metrics, results and plots go.')
+
+if __name__ == '__main__':
+  jax.config.parse_flags_with_absl()
+  app.run(script.main(privacy, _CONFIG, _WORKDIR))
