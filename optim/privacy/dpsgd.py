@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -90,9 +91,10 @@ def dp_sgd_aggregate(l2_norm_clip: Any, noise_multiplier: float, seed: int = 0, 
   checks.one_of('dp_sgd_aggregate: reduction', reduction, ('mean', 'sum'))
   if expected_batch_size is not None:
     checks.check('dp_sgd_aggregate: expected_batch_size', expected_batch_size, lambda v: v > 0, 'positive')
+  budgets = jax.tree.leaves(l2_norm_clip)
   if (checks.is_concrete(noise_multiplier) and float(noise_multiplier) > 0
-      and checks.is_concrete(clipping.sensitivity(l2_norm_clip))
-      and not jnp.isfinite(clipping.sensitivity(l2_norm_clip))):
+      and all(map(checks.is_concrete, budgets))  # numpy, not jnp: this may run while a caller's jit traces
+      and not all(np.isfinite(np.asarray(c, float)).all() for c in budgets)):
     raise ValueError('dp_sgd_aggregate: noise_multiplier > 0 needs a finite l2_norm_clip (the noise std is '
                      'noise_multiplier * l2_norm_clip)')
 

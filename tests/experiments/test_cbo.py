@@ -4,11 +4,14 @@ and both claims can be measured and assessed from its records."""
 import json
 import os
 
+import pytest
+
 from experiments.configs import cbo as cbo_config
 from experiments.lib import cbo
 from experiments.lib.common import script
 
 
+@pytest.mark.slow  # CBO runs end to end in colab/optimizers, which the default suite executes
 def test_smoke_preset_writes_its_files_and_measures_its_claims(tmp_path, capsys):
   config = cbo_config.get_config('smoke')
   config.update(dict(noises=('anisotropic',), runs=2, particles=8, steps=10, align_points=4, align_particles=8,

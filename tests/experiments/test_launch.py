@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from experiments.configs import robust as robust_config
 from experiments.lib import robust
@@ -15,6 +16,7 @@ TINY = dict(num_workers=4, steps=4, hidden=8, batch_size=8, rules='trimmed_mean,
             faults='1', alphas='1', attacks='sign_flipping,a_little_is_enough')
 
 
+@pytest.mark.slow  # processes are tested by tests/decentral/test_multiprocess.py by default
 def test_two_processes_give_the_one_process_results(tmp_path):
   c = robust_config.get_config('smoke')
   c.update(TINY)

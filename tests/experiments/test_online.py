@@ -4,11 +4,14 @@ files, and both claims can be measured and assessed from its records."""
 import json
 import os
 
+import pytest
+
 from experiments.configs import online as online_config
 from experiments.lib import online
 from experiments.lib.common import script
 
 
+@pytest.mark.slow  # optimistic OMD runs end to end in colab/optimizers, executed by default
 def test_smoke_preset_writes_its_files_and_measures_its_claims(tmp_path, capsys):
   config = online_config.get_config('smoke')
   config.update(dict(cases=((0.0, 0), (1.0, 0)), horizons=(50, 100), game_rounds=100))

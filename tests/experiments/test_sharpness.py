@@ -4,11 +4,14 @@ files, counts SAM's two gradients a step, and its claim can be measured and asse
 import json
 import os
 
+import pytest
+
 from experiments.configs import sharpness as sharpness_config
 from experiments.lib import sharpness
 from experiments.lib.common import script
 
 
+@pytest.mark.slow  # SAF and MESA run end to end in colab/optimizers, executed by default
 def test_smoke_preset_writes_its_files_and_measures_its_claim(tmp_path, capsys):
   config = sharpness_config.get_config('smoke')
   config.update(dict(epochs=3, start_epoch=1, hidden=(8,), eval_examples=32, power_iters=3))
