@@ -44,6 +44,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import optax
 import numpy as np
 from jax import lax
 
@@ -99,10 +100,6 @@ def consensus_point(x: PyTree, energy: jax.Array, alpha: jax.Array, axis_name: A
   w = jnp.exp(logw - lax.pmax(logw, axis))
   total = lax.psum(w, axis)
   return jax.tree.map(lambda leaf: lax.psum(w.astype(leaf.dtype) * leaf, axis) / total.astype(leaf.dtype), x)
-
-
-def _global_norm(tree: PyTree) -> jax.Array:
-  return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
 
 
 def _normal_like(key: jax.Array, tree: PyTree) -> PyTree:
@@ -165,7 +162,7 @@ def cbo(f: Callable[[PyTree], jax.Array], *, alpha: float = 1.0, lam: float = 1.
       xi = _normal_like(jax.random.fold_in(jax.random.fold_in(key, state.count), particle_index(axis_name)), x)
       scale = sigma * math.sqrt(dt)
       if noise == 'isotropic':
-        norm = _global_norm(drift)
+        norm = optax.global_norm(drift)
         move = jax.tree.map(lambda m, z: m + scale * norm * z, move, xi)
       else:
         move = jax.tree.map(lambda m, d, z: m + scale * d * z, move, drift, xi)
