@@ -5,13 +5,17 @@
   module it needs, so the package ``__init__`` stays a list of exports, not a hub every module runs through;
 * nothing imports ``experiments`` but tests and notebooks (``benchmarks/`` and the packages stand alone);
 * no module is named like a function its package exports (``optim.lanczos`` the function would shadow
-  ``optim.lanczos`` the module).
+  ``optim.lanczos`` the module);
+* importing the packages starts no JAX backend (no array built at import time), so a multi-process run can still
+  call ``jax.distributed.initialize`` after its imports.
 """
 
 import ast
 import importlib
 import pathlib
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
@@ -76,3 +80,12 @@ def test_test_files_have_unique_basenames():
     seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
   clashes = {name: paths for name, paths in seen.items() if len(paths) > 1}
   assert not clashes, clashes
+
+
+def test_importing_the_packages_starts_no_backend():
+  # A fresh interpreter: in this one the tests have long started a backend.
+  code = ('import optim, decentral, theory\n'
+          'from jax._src import xla_bridge\n'
+          'assert not xla_bridge._backends, "a module builds a JAX array at import time"\n')
+  done = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr[-3000:]

@@ -16,7 +16,8 @@ import sys
 
 PROCESS_ID, NUM_PROCESSES, PORT, OUT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 CASES = sys.argv[5:]
-os.environ['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={8 // NUM_PROCESSES}'
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           f' --xla_force_host_platform_device_count={8 // NUM_PROCESSES}')
 os.environ['JAX_PLATFORMS'] = 'cpu'
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 

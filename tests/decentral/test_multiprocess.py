@@ -41,9 +41,15 @@ def _free_port():
     return s.getsockname()[1]
 
 
+def _child_env():
+  # The children choose their own device count; the other XLA flags (the suite's compile settings) carry over.
+  flags = [f for f in os.environ.get('XLA_FLAGS', '').split() if 'device_count' not in f]
+  return {**os.environ, 'XLA_FLAGS': ' '.join(flags)}
+
+
 def _launch(out, cases, num_processes=2):
   port = _free_port()
-  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  env = _child_env()
   procs = [subprocess.Popen([sys.executable, os.path.join(HERE, 'multiprocess_worker.py'), str(p),
                              str(num_processes), str(port), str(out), *cases],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -90,8 +96,8 @@ def test_checkpoint_of_the_processes_restores_in_one_process(two_processes):
 
 def test_processes_that_disagree_get_an_error_not_a_hang(tmp_path):
   # Process 1 runs a case the other does not: the signature check fails on both, naming the difference.
-  port, env = _free_port(), {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
-  script = ("import os, sys; os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'\n"
+  port, env = _free_port(), _child_env()
+  script = ("import os, sys; os.environ['XLA_FLAGS'] += ' --xla_force_host_platform_device_count=4'\n"
             "import jax.numpy as jnp\nfrom decentral import axis, processes\n"
             "pid = int(sys.argv[1]); processes.initialize(f'localhost:{sys.argv[2]}', 2, pid)\n"
             "x = jnp.ones((4, 3 + pid))\n"
