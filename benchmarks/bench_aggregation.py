@@ -1,110 +1,271 @@
-"""Throughput of every aggregation rule: gigabytes of stacked worker updates aggregated per second.
+"""Robust aggregation against ByzFL and against this machine's floor, side by side in one run.
 
-    python benchmarks/bench_aggregation.py                       # n in {8, 32, 128}, d in {1e5, 1e6}
-    python benchmarks/bench_aggregation.py --n=8,32 --d=100000 --rules=krum,nnm+trimmed_mean
+    python benchmarks/bench_aggregation.py                      # n in {8, 32, 128} x d in {1e5, 1e6}, float32
+    python benchmarks/bench_aggregation.py --n=8,32 --d=1e5 --rules=median,krum --rounds=3
+    python benchmarks/bench_aggregation.py --record              # also store polyak's numbers in the repo
+    python benchmarks/bench_aggregation.py --all                 # GB/s of every registered rule (no anchors)
 
-For each registered rule (``decentral.registry.rules``, its registered defaults) and size, the jitted rule runs on an (n, d) float32 stack (``repeats`` timed calls after a
-warm-up; the fastest is kept) and the line reports GB/s = 4 n d / time, the time, and how the time grows with n
-(the exponent of n between consecutive sizes: 1 for linear rules, up to 2 for the O(n^2 d) ones). A last block
-compares the Gram-form pairwise distances the distance rules use with the explicit (n, n, d) difference tensor,
-side by side. Not a test: timing never gates CI; the numbers depend on the machine.
+For each cell (rule, n, d) the same float32 stack (``numpy.random.default_rng(seed)``, f = max((n-1)//4, 1)) is
+given to the jitted polyak rule, to ByzFL 0.0.11 (fastest of its NumPy and torch paths; run by the Python of a
+scratch environment, ``--byzfl-python``, through benchmarks/byzfl_worker.py, never imported here) and to the
+floor: the time this machine needs for the rule's unavoidable work, measured on the same stack with NumPy --
+one read of the stack (a sum over workers) for the single-pass and order-statistic rules, the Gram matrix
+``X @ X.T`` for Krum, the Gram matrix and one more product for NNM (its mixing) and the geometric median (its
+combination). The
+three are timed in alternation, ``--rounds`` times, fastest kept, so that a loaded machine slows all of them alike.
+
+A cell meets the bar when polyak is at least 5x faster than ByzFL or within 1.5x of the floor (the looser of the
+two). Without ByzFL the table compares with polyak's own numbers stored in benchmarks/results/aggregation.json
+(``--record`` stores each cell as it is measured), so that a regression shows. Not a test: timings never gate CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import functools
+import json
 import math
+import os
+import platform
+import subprocess
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import decentral
-from decentral import registry, stacked
+from decentral import registry
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, 'results', 'aggregation.json')
+DEFAULT_BYZFL_PYTHON = '/tmp/venv-byzfl/bin/python'
+RULES = ('mean', 'median', 'trimmed_mean', 'krum', 'geometric_median', 'centered_clipping', 'nnm')
+# The floor of each rule, in units of one read of the stack and one Gram matrix.
+FLOOR = {'mean': (1, 0), 'centered_clipping': (1, 0), 'median': (1, 0), 'trimmed_mean': (1, 0), 'krum': (0, 1),
+         'nnm': (0, 2), 'geometric_median': (1, 1)}
+SPEEDUP, NEAR_FLOOR = 5.0, 1.5
 
 
-def rule(name):
-  """The registered rule ``name`` with its registered defaults, called like a stateless rule."""
+def polyak_rule(name):
+  """The rule ``name`` as ``fn(x, f) -> aggregate``: registered rules with their registered defaults (stateful ones
+  applied once from their initial state), NNM as the pre-aggregation it is."""
+  if name == 'nnm':
+    return decentral.nnm
   return decentral.one_round(registry.rules.build(name))
 
 
-# Rules whose cost is O(n^2 d) without a Gram form: skipped above this many n^2 d multiply-adds.
-QUADRATIC_LIMIT = {'multi_metrics': 2e9}
-
-
-def _time(fn, *args, repeats):
-  jax.block_until_ready(fn(*args))
+def best_of(fn, repeats):
   best = math.inf
   for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - t)
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    best = min(best, time.perf_counter() - start)
   return best
 
 
-def bench_rules(names, ns, ds, repeats):
-  print(f'{"rule":>28s} {"n":>5s} {"d":>9s} {"GB/s":>8s} {"ms":>10s} {"n-exponent":>10s}')
+class ByzFL:
+  """ByzFL's timings from benchmarks/byzfl_worker.py, run by the scratch environment's Python."""
+
+  def __init__(self, python):
+    self.proc = subprocess.Popen([python, os.path.join(HERE, 'byzfl_worker.py')], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+    self.versions = json.loads(self.proc.stdout.readline())
+
+  def times(self, **request):
+    self.proc.stdin.write(json.dumps(request) + '\n')
+    self.proc.stdin.flush()
+    return json.loads(self.proc.stdout.readline())
+
+  def close(self):
+    self.proc.stdin.close()
+    self.proc.wait()
+
+
+def start_byzfl(python):
+  if not python or not os.path.exists(python):
+    return None
+  try:
+    return ByzFL(python)
+  except (OSError, json.JSONDecodeError) as e:
+    print(f'ByzFL unavailable ({type(e).__name__}: {e}); comparing with the stored numbers', file=sys.stderr)
+    return None
+
+
+def floors(x, repeats):
+  """(one read of the stack, the Gram matrix) in seconds on the same stack: the faster of NumPy's two sums over
+  workers (BLAS ``w @ X``, and ``np.add.reduce``) and BLAS's ``X @ X.T``."""
+  w = np.full((x.shape[0],), 1.0 / x.shape[0], x.dtype)
+  read = min(best_of(lambda: w @ x, repeats), best_of(lambda: np.add.reduce(x, axis=0), repeats))
+  return read, best_of(lambda: x @ x.T, repeats)
+
+
+def bench_cell(names, n, d, args, byzfl):
+  """Rows for every rule at one (n, d)."""
+  f = max((n - 1) // 4, 1)
+  seed = n * 7919 + d
+  x_np = np.random.default_rng(seed).standard_normal((n, d), dtype=np.float32)
+  x = jnp.asarray(x_np)
+  fns, compile_s = {}, {}
   for name in names:
-    rule_fn = rule(name)
+    fn = jax.jit(functools.partial(polyak_rule(name), f=f))
+    wall, cpu = time.perf_counter(), time.process_time()
+    jax.block_until_ready(fn(x, key=jax.random.key(0)))
+    compile_s[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+    fns[name] = fn
+  best = {name: math.inf for name in names}
+  byz = {name: {} for name in names}
+  read = gram = math.inf
+  for _ in range(args.rounds):
+    for name in names:
+      best[name] = min(best[name], best_of(lambda: fns[name](x, key=jax.random.key(0)), args.repeats))
+    if byzfl is not None:
+      answer = byzfl.times(n=n, d=d, f=f, seed=seed, rules=list(names), repeats=args.repeats)
+      for name in names:
+        for path, t in answer[name].items():
+          if isinstance(t, (int, float)):
+            byz[name][path] = min(byz[name].get(path, math.inf), t)
+          else:
+            byz[name][path] = t
+    r, g = floors(x_np, args.repeats)
+    read, gram = min(read, r), min(gram, g)
+  rows = []
+  for name in names:
+    times = {p: t for p, t in byz[name].items() if isinstance(t, float)}
+    path = min(times, key=times.get) if times else None
+    reads, grams = FLOOR[name]
+    rows.append(dict(rule=name, n=n, d=d, f=f, polyak_ms=1e3 * best[name], compile_s=round(compile_s[name][0], 2),
+                     compile_cpu_s=round(compile_s[name][1], 2),
+                     byzfl_ms=1e3 * times[path] if path else None, byzfl_path=path or byz[name].get('skipped'),
+                     floor_ms=1e3 * (reads * read + grams * gram)))
+  return rows
+
+
+def verdict(row):
+  """'yes' when polyak meets the looser of the two bars (5x ByzFL, 1.5x the floor)."""
+  bars = [NEAR_FLOOR * row['floor_ms']]
+  if row['byzfl_ms']:
+    bars.append(row['byzfl_ms'] / SPEEDUP)
+  return 'yes' if row['polyak_ms'] <= max(bars) else 'NO'
+
+
+def print_rows(rows, stored):
+  print(f'{"rule":>18s} {"n":>4s} {"d":>8s} {"polyak ms":>10s} {"ByzFL ms":>10s} {"path":>6s} {"speed-up":>9s} '
+        f'{"floor ms":>9s} {"x floor":>8s} {"met":>4s} {"compile s":>10s} {"vs stored":>10s}')
+  for row in rows:
+    byz = f'{row["byzfl_ms"]:10.2f}' if row['byzfl_ms'] else f'{"-":>10s}'
+    speedup = f'{row["byzfl_ms"] / row["polyak_ms"]:8.1f}x' if row['byzfl_ms'] else f'{"-":>9s}'
+    old = stored.get((row['rule'], row['n'], row['d']))
+    regression = f'{row["polyak_ms"] / old:9.2f}x' if old else f'{"-":>10s}'
+    path = (row['byzfl_path'] or '-')[:6]
+    print(f'{row["rule"]:>18s} {row["n"]:4d} {row["d"]:8d} {row["polyak_ms"]:10.2f} {byz} {path:>6s} {speedup} '
+          f'{row["floor_ms"]:9.2f} {row["polyak_ms"] / row["floor_ms"]:7.2f}x {verdict(row):>4s} '
+          f'{row["compile_s"]:10.2f} {regression}', flush=True)
+
+
+def print_matrix(rows):
+  """The speed-ups over ByzFL as one line per rule (the issue's table)."""
+  cells = sorted({(r['d'], r['n']) for r in rows})
+  print('\nspeed-up over ByzFL (ByzFL time / polyak time); in brackets polyak time / floor')
+  print(f'{"rule":>18s} ' + ' '.join(f'{f"n={n},d={d:.0e}":>18s}' for d, n in cells))
+  for name in dict.fromkeys(r['rule'] for r in rows):
+    line = []
+    for d, n in cells:
+      row = next((r for r in rows if r['rule'] == name and r['n'] == n and r['d'] == d), None)
+      if row is None:
+        line.append(f'{"":>18s}')
+        continue
+      speed = f'{row["byzfl_ms"] / row["polyak_ms"]:.1f}x' if row['byzfl_ms'] else '-'
+      cell = f'{speed} ({row["polyak_ms"] / row["floor_ms"]:.1f}x)'
+      line.append(f'{cell:>18s}')
+    print(f'{name:>18s} ' + ' '.join(line))
+
+
+def load_stored():
+  if not os.path.exists(RESULTS):
+    return {}
+  with open(RESULTS) as fh:
+    return {(c['rule'], c['n'], c['d']): c['polyak_ms'] for c in json.load(fh)['cells']}
+
+
+def record(rows, load, versions):
+  """Stores the rows, replacing the stored cells of the same (rule, n, d) and keeping the others."""
+  os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+  cells = []
+  if os.path.exists(RESULTS):
+    with open(RESULTS) as fh:
+      cells = json.load(fh)['cells']
+  run = dict(date=datetime.date.today().isoformat(), load_average=load)
+  new = {(r['rule'], r['n'], r['d']): dict({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()},
+                                           **run) for r in rows}
+  cells = [c for c in cells if (c['rule'], c['n'], c['d']) not in new] + list(new.values())
+  out = dict(jax=jax.__version__, platform=platform.platform(), processor=platform.processor() or platform.machine(),
+             cpus=os.cpu_count(), anchors=versions, cells=cells)
+  with open(RESULTS, 'w') as fh:
+    json.dump(out, fh, indent=1)
+    fh.write('\n')
+
+
+def throughput_all(ns, ds, repeats):
+  """GB/s of every registered rule (its registered defaults), no anchors."""
+  print(f'{"rule":>28s} {"n":>5s} {"d":>9s} {"GB/s":>8s} {"ms":>10s}')
+  for name in registry.rules.names():
+    fn_rule = decentral.one_round(registry.rules.build(name))
     for d in ds:
-      prev = None
       for n in ns:
-        if n * n * d > QUADRATIC_LIMIT.get(name, math.inf):
-          print(f'{name:>28s} {n:5d} {d:9d} {"skipped (O(n^2 d) > limit)":>30s}')
-          continue
-        f = max((n - 1) // 4, 1)
         x = jax.random.normal(jax.random.key(n), (n, d), jnp.float32)
-        fn = jax.jit(functools.partial(rule_fn, f=f))
+        fn = jax.jit(functools.partial(fn_rule, f=max((n - 1) // 4, 1)))
         try:
-          t = _time(lambda x, k: fn(x, key=k), x, jax.random.key(0), repeats=repeats)
+          jax.block_until_ready(fn(x, key=jax.random.key(0)))
+          t = best_of(lambda: fn(x, key=jax.random.key(0)), repeats)
         except Exception as e:  # noqa: BLE001 (out of memory on small machines: report and go on)
           print(f'{name:>28s} {n:5d} {d:9d} failed: {type(e).__name__}')
           continue
-        gbs = 4 * n * d / t / 1e9
-        exponent = '' if prev is None else f'{math.log(t / prev[1]) / math.log(n / prev[0]):10.2f}'
-        print(f'{name:>28s} {n:5d} {d:9d} {gbs:8.2f} {1e3 * t:10.2f} {exponent:>10s}', flush=True)
-        prev = (n, t)
-        del x
-
-
-def bench_gram(ns, d, repeats):
-  print(f'\npairwise squared distances, Gram form vs explicit (n, n, d) differences, d={d}')
-  print(f'{"n":>5s} {"gram ms":>10s} {"explicit ms":>12s} {"explicit/gram":>14s}')
-
-  def gram(x):
-    rs = [x]
-    return stacked.pairwise_sq_distances(rs, stacked.finite_rows(rs))
-
-  def explicit(x):
-    return jnp.sum((x[:, None, :] - x[None, :, :]) ** 2, axis=-1)
-
-  for n in ns:
-    if n * n * d * 4 > 4e9:
-      print(f'{n:5d} explicit tensor needs {n * n * d * 4 / 1e9:.0f} GB: skipped')
-      continue
-    x = jax.random.normal(jax.random.key(0), (n, d))
-    tg = _time(jax.jit(gram), x, repeats=repeats)
-    te = _time(jax.jit(explicit), x, repeats=repeats)
-    print(f'{n:5d} {1e3 * tg:10.2f} {1e3 * te:12.2f} {te / tg:14.1f}', flush=True)
+        print(f'{name:>28s} {n:5d} {d:9d} {4 * n * d / t / 1e9:8.2f} {1e3 * t:10.2f}', flush=True)
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--n', default='8,32,128')
-  parser.add_argument('--d', default='100000,1000000')
-  parser.add_argument('--rules', default=','.join(registry.rules.names()))
-  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--d', default='1e5,1e6')
+  parser.add_argument('--rules', default=','.join(RULES))
+  parser.add_argument('--repeats', type=int, default=3, help='timed calls per round')
+  parser.add_argument('--rounds', type=int, default=2, help='alternations of polyak, ByzFL and the floor')
+  parser.add_argument('--byzfl-python', default=DEFAULT_BYZFL_PYTHON)
+  parser.add_argument('--record', action='store_true', help=f'store the numbers in {os.path.relpath(RESULTS)}')
+  parser.add_argument('--all', action='store_true', help='GB/s of every registered rule instead')
   args = parser.parse_args()
   ns = [int(v) for v in args.n.split(',')]
   ds = [int(float(v)) for v in args.d.split(',')]
+  if args.all:
+    throughput_all(ns, ds, args.repeats)
+    return
   names = [r for r in args.rules.split(',') if r]
-  unknown = set(names) - set(registry.rules.names())
-  if unknown:
-    raise SystemExit(f'unknown rules {sorted(unknown)}; known: {", ".join(registry.rules.names())}')
-  print(f'jax {jax.__version__} on {jax.devices()[0].platform}, float32, fastest of {args.repeats} calls\n')
-  bench_rules(names, ns, ds, args.repeats)
-  bench_gram([n for n in ns if n <= 32] or ns[:1], 100_000, args.repeats)
+  if set(names) - set(RULES):
+    raise SystemExit(f'unknown rules {sorted(set(names) - set(RULES))}; known: {", ".join(RULES)}')
+  byzfl = start_byzfl(args.byzfl_python)
+  load_before = os.getloadavg()
+  print(f'jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cpus, float32, fastest of '
+        f'{args.rounds} x {args.repeats} calls; ByzFL: {byzfl.versions if byzfl else "not found"}; '
+        f'load average {load_before[0]:.1f}\n')
+  stored = load_stored()
+  rows = []
+  try:
+    for d in ds:
+      for n in ns:
+        cell = bench_cell(names, n, d, args, byzfl)
+        print_rows(cell, stored)
+        rows += cell
+        if args.record:  # cell by cell, so that an interrupted run keeps what it measured
+          record(cell, [round(v, 1) for v in load_before + os.getloadavg()], byzfl.versions if byzfl else None)
+  finally:
+    if byzfl is not None:
+      byzfl.close()
+  load_after = os.getloadavg()
+  print_matrix(rows)
+  print(f'\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after')
 
 
 if __name__ == '__main__':

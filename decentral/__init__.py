@@ -11,7 +11,9 @@ Run them for n workers with :func:`decentral.axis.run` under vmap, shard_map or 
 - :mod:`decentral.compression`: compressors with exact wire bytes, error feedback, DGC, FedZip, RQM;
 - :mod:`decentral.local_sgd`: DiLoCo, Streaming DiLoCo, SparseLoCo, EDiT and A-EDiT;
 - :mod:`decentral.p2p`: topologies, gossip, D-SGD, robust D-SGD and MoNNA;
-- :mod:`decentral.federated`: federated learning (Just One Byte);
+- :mod:`decentral.federated`: federated learning: the round engine (client partitions, sampling, any local and
+  server optimizer), FedAvg/FedAvgM/FedAdam/FedYogi, FedProx, FedStale/FedVARP, FedAMD, FedSpeed, FedSVD,
+  curricula, DIFF2, Just One Byte, asynchronous FL (FedBuff, FedFix), FZooS and sketched updates;
 - :mod:`decentral.sim`: the host-side event simulator for methods that are not lock-step.
 
 Every public name is also here at the top (``decentral.krum``, ``decentral.diloco``, ``decentral.ring``).
@@ -27,12 +29,23 @@ from decentral.compression.fedzip_codec import fedzip
 from decentral.compression.privacy import rqm
 from decentral.compression.wire import Compressor
 from decentral.federated import zeroth_order
+from decentral.federated import (curriculum_algorithm, fedadam, fedamd, fedavg, fedavgm, fedprox, fedspeed_algorithm,
+                                 fedstale, fedsvd_algorithm, fedvarp, fedyogi)
 from decentral.federated.gradient_differences import diff2, diff2_epsilon
 from decentral.federated.zeroth_order import just_one_byte
 from decentral.ledger import CommStats, Ledger
 from decentral.local_sgd import diloco, edit, run_a_edit, sparseloco, streaming_diloco
+from decentral.p2p.bristle import bristle_integrate
+from decentral.p2p.dimat import align_mlp, dimat_merge, permute_mlp
+from decentral.p2p.disruption import after_failure, disrupted_dsgd, disrupted_gossip
+from decentral.p2p.flatness import dfedsam, multi_gossip, sam_gradient
+from decentral.p2p.merging import global_merge, scheduled_gossip, single_merge_dsgd
+from decentral.p2p.random_walk import metropolis_hastings_walk, sa_srrw, self_repellent_kernel
 from decentral.p2p.sgd import (dsgd, gossip_step, honest_pivot_mean, monna, nearest_to_self, optimal_attack_for,
                                robust_dsgd, robust_gossip)
+from decentral.p2p.sybil_gossip import sybil_gossip_init, sybil_gossip_step, sybilwall_mix
+from decentral.p2p.variance_correction import (variance_corrected_dsgd, variance_corrected_gossip,
+                                               variance_corrected_mean)
 from decentral.p2p.topology import (Topology, barabasi_albert, circulant, complete, erdos_renyi, exponential,
                                     from_adjacency, gossip, metropolis_hastings, renormalised, ring, spectral_gap,
                                     star, torus, uniform_weights)
@@ -71,6 +84,13 @@ __all__ = [
     'gossip', 'metropolis_hastings', 'renormalised', 'ring', 'spectral_gap', 'star', 'torus', 'uniform_weights',
     'dsgd', 'gossip_step', 'honest_pivot_mean', 'monna', 'nearest_to_self', 'optimal_attack_for', 'robust_dsgd',
     'robust_gossip',
+    # p2p: DFedSAM(-MGS), single global merge, variance-corrected averaging, disrupted graphs
+    'dfedsam', 'multi_gossip', 'sam_gradient', 'global_merge', 'scheduled_gossip', 'single_merge_dsgd',
+    'variance_corrected_dsgd', 'variance_corrected_gossip', 'variance_corrected_mean', 'after_failure',
+    'disrupted_dsgd', 'disrupted_gossip',
+    # p2p: SA-SRRW token SGD, DIMAT merging, Bristle integration, SybilWall gossip
+    'sa_srrw', 'metropolis_hastings_walk', 'self_repellent_kernel', 'dimat_merge', 'align_mlp', 'permute_mlp',
+    'bristle_integrate', 'sybil_gossip_init', 'sybil_gossip_step', 'sybilwall_mix',
     # compression, error feedback, DGC, FedZip, RQM; the ledger
     'Compressor', 'error_feedback', 'ef21', 'ef21_stepsize', 'ef21_w', 'dgc', 'scale_by_dgc', 'fedzip', 'rqm',
     'CommStats', 'Ledger',
@@ -78,4 +98,7 @@ __all__ = [
     'diloco', 'streaming_diloco', 'sparseloco', 'edit', 'run_a_edit', 'just_one_byte',
     # differential privacy on the worker axis: DIFF2
     'diff2', 'diff2_epsilon',
+    # federated learning on the round engine
+    'fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedprox', 'fedstale', 'fedvarp', 'fedamd', 'fedspeed_algorithm',
+    'fedsvd_algorithm', 'curriculum_algorithm',
 ]

@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from optim.checks import qualified
+
 
 def is_int(value) -> bool:
   """A Python or NumPy integer, not a bool."""
@@ -26,21 +28,21 @@ def is_int(value) -> bool:
 def positive_int(value, name: str) -> int:
   """``value`` as an int; ``ValueError`` unless it is an integer >= 1."""
   if not is_int(value) or value < 1:
-    raise ValueError(f'{name} must be a positive integer, got {value!r}')
+    raise ValueError(f'{qualified(name)} must be a positive integer, got {value!r}')
   return int(value)
 
 
 def non_negative_int(value, name: str) -> int:
   """``value`` as an int; ``ValueError`` unless it is an integer >= 0."""
   if not is_int(value) or value < 0:
-    raise ValueError(f'{name} must be a non-negative integer, got {value!r}')
+    raise ValueError(f'{qualified(name)} must be a non-negative integer, got {value!r}')
   return int(value)
 
 
 def unit_interval(value, name: str) -> float:
   """``value`` as a float; ``ValueError`` unless it lies in [0, 1]."""
   if not (math.isfinite(value) and 0 <= value <= 1):
-    raise ValueError(f'{name} must be in [0, 1], got {value!r}')
+    raise ValueError(f'{qualified(name)} must be in [0, 1], got {value!r}')
   return float(value)
 
 
@@ -49,12 +51,12 @@ def fraction(value, name: str, *, optional: bool = False) -> float | None:
   if optional and value is None:
     return None
   if value is None or not (0 < value <= 1 and math.isfinite(value)):
-    raise ValueError(f'{name} must be in (0, 1], got {value!r}')
+    raise ValueError(f'{qualified(name)} must be in (0, 1], got {value!r}')
   return float(value)
 
 
 def positive_finite(value, name: str) -> float:
   """``value`` as a float; ``ValueError`` unless it is positive and finite."""
   if not (math.isfinite(value) and value > 0):
-    raise ValueError(f'{name} must be positive and finite, got {value!r}')
+    raise ValueError(f'{qualified(name)} must be positive and finite, got {value!r}')
   return float(value)

@@ -8,6 +8,8 @@ itself on import), so the suites and the experiments read what exists from one f
   tagged ``'stateful'``, the :class:`decentral.StatefulRule` the factory builds;
 - :data:`attacks`: ``attacks.build(name, **kw)`` returns the attack function with ``kw`` bound;
 - :data:`compressors`: ``compressors.build(name, **kw)`` calls the compressor factory;
+- :data:`federated`: the federated algorithms of the round engine (:class:`decentral.federated.Federated`);
+  ``federated.build(name, **kw)`` returns a :class:`decentral.federated.Algorithm`;
 - :data:`transforms`: every distributed method as a worker-axis transform, its factory registered with defaults
   for a small problem of 8 workers; ``transforms.build(name, axis_name=...)`` gives the transform on that axis, and
   its tags say how ``update`` is called (listed with the entries below).
@@ -34,9 +36,12 @@ import optax
 
 from decentral.compression import (deep_gradient, feedback, fedzip_codec, poisson_binomial, privacy, quantizers,
                                   sketches, sparsifiers)
-from decentral.federated import gradient_differences, zeroth_order
+from decentral.federated import (anchor_sampling, fedopt, gradient_differences, proximal, stale_updates,
+                                 zeroth_order)
+from decentral.federated import curricula, fedspeed, fedsvd
 from decentral.local_sgd import core as local_sgd_core
 from decentral.local_sgd import penalty, sparse, streaming
+from decentral.p2p import disruption, flatness, merging, variance_correction
 from decentral.p2p import sgd as p2p_sgd
 from decentral.p2p import topology
 from decentral.robust import (aggregation, cclip, distance, flag, order_statistics, preaggregation, similarity,
@@ -69,14 +74,20 @@ def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _nnm_trimmed_mean(stacked, *, f=0, key=None):
+  """Nearest-neighbour mixing, then the trimmed mean. A non-finite row never enters a finite row's
+  neighbourhood and its own mixed row is NaN, which the trimmed mean trims while there are at most f of them."""
   return preaggregation.nnm_then(order_statistics.trimmed_mean)(stacked, f=f, key=key)
 
 
 def _bucketing_geometric_median(stacked, *, f=0, key=None, s=2):
+  """Bucketing (buckets of s), then the geometric median. A bucket holding a non-finite row is NaN, and the
+  geometric median gives NaN rows weight 0."""
   return preaggregation.bucketing_then(weiszfeld.geometric_median, s=s)(stacked, f=f, key=key)
 
 
 def _arc_multi_krum(stacked, *, f=0, key=None):
+  """Adaptive robust clipping, then Multi-Krum. With at most f non-finite rows, ARC turns each into the zero
+  vector (infinite norm, always clipped), so Multi-Krum sees finite rows only."""
   return preaggregation.arc_then(distance.multi_krum)(stacked, f=f, key=key)
 
 
@@ -94,6 +105,7 @@ rules: Registry = Registry('aggregation rule')
 attacks: Registry = Registry('attack')
 compressors: Registry = Registry('compressor')
 transforms: Registry = Registry('worker-axis transform')
+federated: Registry = Registry('federated algorithm')
 
 # Aggregation rules, with the defaults the conformance suite and the experiments use (ByzFL's where it has one).
 rules.register('mean', bind(aggregation.mean))
@@ -181,6 +193,17 @@ transforms.register('sparseloco', sparse.sparseloco, inner=_INNER, sync_every=2,
 transforms.register('edit', penalty.edit, inner=_INNER, sync_every=2, warmup=2, tags=('needs_params',))
 transforms.register('dsgd', p2p_sgd.dsgd, learning_rate=0.1, topology=topology.ring(_TEST_WORKERS), momentum=0.9,
                     tags=('needs_params',))
+# DFedSAM-MGS: 2 local SAM steps, then 2 gossip steps; the single merge: gossip every 2 steps, merge at step 3;
+# variance correction on a ring; node 3 and link (0, 1) lost from round 2 on a Barabasi-Albert graph.
+transforms.register('dfedsam', flatness.dfedsam, learning_rate=0.1, topology=topology.ring(_TEST_WORKERS), rho=0.05,
+                    local_steps=2, gossip_steps=2, extra_args=_loss_oracle, tags=('needs_params',))
+transforms.register('single_merge_dsgd', merging.single_merge_dsgd, learning_rate=0.1,
+                    topology=topology.ring(_TEST_WORKERS), merge_at=3, gossip_every=2, tags=('needs_params',))
+transforms.register('variance_corrected_dsgd', variance_correction.variance_corrected_dsgd, learning_rate=0.1,
+                    topology=topology.ring(_TEST_WORKERS), min_ndim=1, tags=('needs_params',))
+transforms.register('disrupted_dsgd', disruption.disrupted_dsgd, learning_rate=0.1,
+                    topology=topology.barabasi_albert(_TEST_WORKERS, 2), fail_round=2, failed_nodes=(3,),
+                    failed_links=((0, 1),), tags=('needs_params',))
 # Robust D-SGD on the complete graph (all_gather), MoNNA on a ring (ppermute); the last worker attacks both.
 transforms.register('robust_dsgd', p2p_sgd.robust_dsgd, learning_rate=0.1, rule=order_statistics.trimmed_mean, f=1,
                     momentum=0.9, attack=attack_fns.a_little_is_enough, tags=('needs_params',))
@@ -196,3 +219,20 @@ transforms.register('byzantine', attack_fns.byzantine, attack=attack_fns.a_littl
 transforms.register('diff2', microbatch.microbatched(gradient_differences.diff2), learning_rate=0.1, restart_every=2,
                     l2_norm_clip=10.0, diff_clip=1.0, noise_multiplier=0.01, diff_noise_multiplier=0.01,
                     extra_args=gradient_differences.single_example_oracle, tags=('needs_params', 'shared_update'))
+
+# Federated algorithms (decentral.federated): each factory returns an Algorithm of hooks for the round engine, with
+# its server optimizer. The conformance suite runs one round of each under vmap, shard_map and pmap.
+federated.register('fedavg', fedopt.fedavg)
+federated.register('fedavgm', fedopt.fedavgm, learning_rate=1.0, momentum=0.9)
+federated.register('fedadam', fedopt.fedadam, learning_rate=0.01)
+federated.register('fedyogi', fedopt.fedyogi, learning_rate=0.01)
+federated.register('fedprox', proximal.fedprox, mu=0.1)
+federated.register('fedstale', stale_updates.fedstale, beta=0.5)
+federated.register('fedvarp', stale_updates.fedvarp)
+federated.register('fedamd', anchor_sampling.fedamd, anchor_probability=0.3)
+federated.register('fedspeed', fedspeed.fedspeed_algorithm, lam=1.0, alpha=0.5, rho=0.05)
+# The suite's model has no LoRA adapters: FedSVD there is its DP-SGD client on every leaf (train_others); the
+# re-factorisation of LoRA nodes is tested in tests/decentral/federated/test_fedsvd.py.
+federated.register('fedsvd', fedsvd.fedsvd_algorithm, l2_norm_clip=1.0, noise_multiplier=0.5, sampling_rate=0.5,
+                   train_others=True)
+federated.register('random_curriculum', curricula.curriculum_algorithm, kind='random', total_rounds=4, a=0.5, b=0.5)

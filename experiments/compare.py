@@ -9,12 +9,11 @@ Prints a table (final train loss, test accuracy, steps/s, optimizer-state bytes 
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import compare
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('compare'))
+_CONFIG = script.config_flag('compare')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/compare', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

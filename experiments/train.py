@@ -4,18 +4,19 @@
         --config.optimizer.learning_rate=1e-3 --config.data_dir=../shared/data/mnist --workdir=/tmp/polyak/train
 
 Rerunning with the same ``--workdir`` resumes from the latest orbax checkpoint (replaying the steps after it) and
-ends with the same parameters, bit for bit, as an uninterrupted run. Writes ``config.json``, ``metrics.jsonl``,
-``results.json`` and ``checkpoints/`` under ``--workdir``.
+ends with the same parameters, bit for bit, as an uninterrupted run; Ctrl-C (even during a checkpoint save) keeps
+the workdir resumable, and a finished workdir says so instead of evaluating again. Writes ``config.json``,
+``metrics.jsonl``, ``results.json``, ``loss.png`` and ``checkpoints/`` under ``--workdir``. ``--verbosity=0`` shows
+absl's INFO log (orbax's checkpoint lines).
 """
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import train
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('train'))
+_CONFIG = script.config_flag('train')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/train', 'Checkpoints, config, metrics and results.')
 
 if __name__ == '__main__':

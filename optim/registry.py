@@ -26,6 +26,7 @@ from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
 import optax
 
+from optim import checks
 from optim.optimizers import adabelief, adamp, auon, averaging, clipping, diffgrad, frugal, langevin, mfac
 from optim.optimizers import rolling_ball, sgd_sai, sophia, sso, swan
 from optim.privacy import dicesgd, dpsgd, microbatch
@@ -65,7 +66,8 @@ class Entry(Generic[T]):
     if unknown and not takes_kwargs:
       raise TypeError(f'{self.kind} {self.name!r} got unknown arguments {sorted(unknown)}; '
                       f'it takes {sorted(known | set(self.defaults))}')
-    return self.factory(**{**self.defaults, **overrides})
+    with checks.owner(self.name):  # argument errors name the entry (optim.checks)
+      return self.factory(**{**self.defaults, **overrides})
 
   def oracles(self, **available: Any) -> dict[str, Any]:
     """The extra ``update`` arguments of this entry, built from the oracles a training loop has.
@@ -162,14 +164,16 @@ def _sgd_momentum(learning_rate, momentum=0.9, nesterov=False):
   return optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
 
 
-# optax's own: the baselines everything is compared with.
-register('sgd', optax.sgd, learning_rate=0.1, tags=('baseline', 'stateless'))
-register('momentum', _sgd_momentum, learning_rate=0.05, tags=('baseline',))
-register('adam', optax.adam, learning_rate=3e-3, tags=('baseline',))
-register('adamw', optax.adamw, learning_rate=3e-3, weight_decay=1e-4, tags=('baseline',))
-register('optax_adabelief', optax.adabelief, learning_rate=3e-3, tags=('baseline',))
+# optax's own: the baselines everything is compared with, behind the same argument checks as ours
+# (checks.validated: a negative learning rate or a NaN hyperparameter raises, naming the optimizer).
+register('sgd', checks.validated(optax.sgd), learning_rate=0.1, tags=('baseline', 'stateless'))
+register('momentum', checks.validated(_sgd_momentum, 'momentum'), learning_rate=0.05, tags=('baseline',))
+register('adam', checks.validated(optax.adam), learning_rate=3e-3, tags=('baseline',))
+register('adamw', checks.validated(optax.adamw), learning_rate=3e-3, weight_decay=1e-4, tags=('baseline',))
+register('optax_adabelief', checks.validated(optax.adabelief, 'optax_adabelief'), learning_rate=3e-3,
+         tags=('baseline',))
 # Muon orthogonalises 2-D updates with Newton-Schulz: a matrix method, and the slowest step of the set on CPU.
-register('muon', optax.contrib.muon, learning_rate=0.02, tags=('baseline', 'matrix', 'slow'))
+register('muon', checks.validated(optax.contrib.muon), learning_rate=0.02, tags=('baseline', 'matrix', 'slow'))
 
 # The seed papers' optimizers; defaults are the learning rates tuned on the embedded digits problem.
 register('diffgrad', diffgrad.diffgrad, learning_rate=1e-2)
@@ -194,12 +198,12 @@ register('sgld', langevin.sgld, learning_rate=0.1, beta=1e5, tags=('stateless',)
 register('sso', sso.sso, learning_rate=0.1, extra_args=sso.parameter_space_oracle)
 # DP-SGD and DiceSGD take per-example gradients; fed a batch's mean gradient (the suites, the main job) they treat
 # it as one microbatch (optim.privacy.single_microbatch): the machinery runs, but that is not per-example privacy.
-register('dp_sgd', microbatch.microbatched(dpsgd.dp_sgd), learning_rate=0.1, l2_norm_clip=1.0,
-         noise_multiplier=0.01, tags=('stateless',))
-register('dice_sgd', microbatch.microbatched(dicesgd.dice_sgd), learning_rate=0.1, l2_norm_clip=1.0, error_clip=1.0,
-         noise_multiplier=0.01)
+register('dp_sgd', checks.validated(microbatch.microbatched(dpsgd.dp_sgd), 'dp_sgd'), learning_rate=0.1,
+         l2_norm_clip=1.0, noise_multiplier=0.01, tags=('stateless',))
+register('dice_sgd', checks.validated(microbatch.microbatched(dicesgd.dice_sgd), 'dice_sgd'), learning_rate=0.1,
+         l2_norm_clip=1.0, error_clip=1.0, noise_multiplier=0.01)
 # Optimistic OMD on R^d (Euclidean), in its one-step form: optimistic gradient descent (optim/online).
-register('optimistic_omd', optimistic.optimistic_omd, learning_rate=0.05, form='one_step')
+register('optimistic_omd', checks.validated(optimistic.optimistic_omd), learning_rate=0.05, form='one_step')
 
 # Composable transforms that are not optimizers on their own: the conformance suite runs each chained after an
 # SGD step (``optax.chain(optax.sgd(lr), transform)``), the place each of them is meant to take.

@@ -10,26 +10,26 @@
 - worker-axis transforms: error feedback, EF21 and EF21-W (:mod:`~decentral.compression.feedback`) and Deep
   Gradient Compression (:mod:`~decentral.compression.deep_gradient`).
 
-Compressors (``d = x.size``; omega is the variance parameter, E|C(x)-x|^2 <= omega |x|^2, of unbiased ones;
-alpha the contraction, |C(x)-x|^2 <= (1-alpha)|x|^2, of biased ones):
+Compressors (``d = x.size``; omega is the variance parameter, ``E|C(x)-x|^2 <= omega |x|^2``, of unbiased
+ones; alpha the contraction, ``|C(x)-x|^2 <= (1-alpha)|x|^2``, of biased ones):
 
-======================  ========  =====================================  ====================================
-factory                 unbiased  bytes                                  property
-======================  ========  =====================================  ====================================
-``identity()``          yes       d * itemsize                           exact
-``top_k(k | ratio)``    no        k * (itemsize + index bytes)           alpha = k/d
-``random_k(k | ratio)`` yes       k * itemsize + 8                       omega = d/k - 1 (scaled by d/k)
-``sign()``              no        ceil(d/8) + 4                          (|x|_1/d) sign(x), Karimireddy et al.
-``qsgd(levels)``        yes       4 + ceil(d * ceil(log2(2s+1)) / 8)     omega = min(d/s^2, sqrt(d)/s)
-``natural()``           yes       ceil(9 d / 8)                          omega = 1/8 (Horvath et al.)
-``int8()``              opt.      d + 4                                  absmax scale; stochastic => unbiased
-``fp4_e3m0()``          opt.      ceil(d/2) + 4                          sign + 3-bit exponent, absmax scale
-``low_rank(rank)``      no        (m + n) * rank * itemsize              PowerSGD-style; vectors sent dense
-``count_sketch(r, c)``  mean dec  r * c * itemsize + 8                   median (or mean) decoder
-``fedzip(ratio, K)``    no        measured (``nbytes``: upper bound)     top-z, k-means, Huffman/position
-``rqm(c, delta, m)``    yes       ceil(d ceil(log2 m) / 8)               Renyi DP, exact (Youn et al.)
-``pbm(c, m, theta)``    yes       ceil(d ceil(log2(m+1)) / 8)            Renyi DP, exact (Chen et al.)
-======================  ========  =====================================  ====================================
+=======================  ========  =====================================  ====================================
+factory                  unbiased  bytes                                  property
+=======================  ========  =====================================  ====================================
+``identity()``           yes       d * itemsize                           exact
+``top_k(k | ratio)``     no        k * (itemsize + index bytes)           alpha = k/d
+``random_k(k | ratio)``  yes       k * itemsize + 8                       omega = d/k - 1 (scaled by d/k)
+``sign()``               no        ceil(d/8) + 4                          ``(|x|_1/d) sign(x)``, Karimireddy et al.
+``qsgd(levels)``         yes       4 + ceil(d * ceil(log2(2s+1)) / 8)     omega = min(d/s^2, sqrt(d)/s)
+``natural()``            yes       ceil(9 d / 8)                          omega = 1/8 (Horvath et al.)
+``int8()``               opt.      d + 4                                  absmax scale; stochastic => unbiased
+``fp4_e3m0()``           opt.      ceil(d/2) + 4                          sign + 3-bit exponent, absmax scale
+``low_rank(rank)``       no        (m + n) * rank * itemsize              PowerSGD-style; vectors sent dense
+``count_sketch(r, c)``   mean dec  r * c * itemsize + 8                   median (or mean) decoder
+``fedzip(ratio, K)``     no        measured (``nbytes``: upper bound)     top-z, k-means, Huffman/position
+``rqm(c, delta, m)``     yes       ceil(d ceil(log2 m) / 8)               Renyi DP, exact (Youn et al.)
+``pbm(c, m, theta)``     yes       ceil(d ceil(log2(m+1)) / 8)            Renyi DP, exact (Chen et al.)
+=======================  ========  =====================================  ====================================
 
 FedZip's size is data dependent: its ``nbytes`` is an upper bound and ``len(encode(...))`` the size sent.
 SparseLoCo's compressor is :func:`decentral.local_sgd.sparseloco_compressor`. All of them, by name, are in

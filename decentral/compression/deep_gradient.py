@@ -53,6 +53,7 @@ from jax import lax
 
 from decentral import axis, checks, ledger
 from decentral.compression.wire import index_dtype as wire_index_dtype
+from optim import checks as optim_checks
 
 PyTree = Any
 
@@ -229,18 +230,16 @@ def scale_by_dgc(density: float = 0.001, momentum: float = 0.9, *, axis_name: st
   (Array([[2. , 0. ],
          [0. , 1.5]], dtype=float32), Array([1., 1.], dtype=float32), Array(13, dtype=int32))
   """
-  checks.fraction(density, 'density')
-  if not (0 <= momentum < 1):
-    raise ValueError(f'momentum must be in [0, 1), got {momentum!r}')
-  if clip_norm is not None and not (clip_norm > 0 and math.isfinite(clip_norm)):
-    raise ValueError(f'clip_norm must be positive and finite or None, got {clip_norm!r}')
-  checks.non_negative_int(warmup_epochs, 'warmup_epochs')
-  checks.positive_int(steps_per_epoch, 'steps_per_epoch')
-  checks.fraction(sample_ratio, 'sample_ratio')
-  if index_dtype not in ('auto', 'int32', 'int64'):
-    raise ValueError(f"index_dtype must be 'auto', 'int32' or 'int64', got {index_dtype!r}")
-  if mode not in ('gather', 'psum'):
-    raise ValueError(f"mode must be 'gather' or 'psum', got {mode!r}")
+  with optim_checks.owner('scale_by_dgc'):
+    checks.fraction(density, 'density')
+    optim_checks.decay_rate('momentum', momentum)
+    if clip_norm is not None:
+      optim_checks.positive('clip_norm', clip_norm)
+    checks.non_negative_int(warmup_epochs, 'warmup_epochs')
+    checks.positive_int(steps_per_epoch, 'steps_per_epoch')
+    checks.fraction(sample_ratio, 'sample_ratio')
+    optim_checks.one_of('index_dtype', index_dtype, ('auto', 'int32', 'int64'))
+    optim_checks.one_of('mode', mode, ('gather', 'psum'))
   if not isinstance(axis_name, str):
     raise TypeError(f'axis_name must be a string, got {axis_name!r}')
   densities = warmup_densities(density, warmup_epochs, warmup)
@@ -324,5 +323,7 @@ def dgc(learning_rate: optax.ScalarOrSchedule, density: float = 0.001, momentum:
 
   The paper pairs the sparsity warm-up with a learning-rate warm-up: pass a schedule as ``learning_rate``.
   """
-  return optax.chain(scale_by_dgc(density, momentum, axis_name=axis_name, **kwargs),
-                     optax.scale_by_learning_rate(learning_rate))
+  with optim_checks.owner('dgc'):
+    optim_checks.learning_rate(learning_rate)
+    return optax.chain(scale_by_dgc(density, momentum, axis_name=axis_name, **kwargs),
+                       optax.scale_by_learning_rate(learning_rate))

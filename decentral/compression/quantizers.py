@@ -17,7 +17,7 @@ from decentral.compression.wire import Compressor, num_elements, pack_bits, read
 
 
 def sign() -> Compressor:
-  """Scaled sign, C(x) = (|x|_1 / d) sign(x) (Karimireddy et al., 1901.09847): one bit per entry + a float32.
+  """Scaled sign, ``C(x) = (|x|_1 / d) sign(x)`` (Karimireddy et al., 1901.09847): one bit per entry + a float32.
 
   Zero entries are sent as +1 (one bit cannot say zero). Biased; use it under error feedback.
   """
@@ -44,14 +44,14 @@ def sign() -> Compressor:
 def qsgd(levels: int = 1, *, norm: str = 'l2') -> Compressor:
   """QSGD stochastic quantisation (Alistarh et al., 1610.02132): unbiased, s = ``levels`` levels.
 
-  Q(x)_i = |x| sign(x_i) xi_i / s with xi_i = l + Bernoulli(s|x_i|/|x| - l), l = floor(s|x_i|/|x|), so
-  E Q(x) = x and E|Q(x) - x|^2 <= min(d/s^2, sqrt(d)/s) |x|^2 for the l2 norm (Lemma 3.1). Encoding: the norm
+  ``Q(x)_i = |x| sign(x_i) xi_i / s`` with ``xi_i = l + Bernoulli(s|x_i|/|x| - l)``, ``l = floor(s|x_i|/|x|)``, so
+  ``E Q(x) = x`` and ``E|Q(x) - x|^2 <= min(d/s^2, sqrt(d)/s) |x|^2`` for the l2 norm (Lemma 3.1). Encoding: the norm
   as float32 and each signed level in ceil(log2(2s+1)) bits (fixed width; the paper's Elias coding is shorter
   for sparse codes but variable-length).
 
   Args:
     levels: s >= 1.
-    norm: 'l2' (the paper) or 'linf' (|x|_inf scale, lower variance; the same encoding).
+    norm: 'l2' (the paper) or 'linf' (``|x|_inf`` scale, lower variance; the same encoding).
   """
   checks.positive_int(levels, 'qsgd: levels')
   if norm not in ('l2', 'linf'):
@@ -89,7 +89,7 @@ def qsgd(levels: int = 1, *, norm: str = 'l2') -> Compressor:
 def natural() -> Compressor:
   """Natural compression (Horvath et al., 1905.10988): stochastic rounding to a signed power of two.
 
-  For 2^a <= |x| < 2^(a+1), C(x) = sign(x) 2^(a+1) w.p. (|x| - 2^a)/2^a, else sign(x) 2^a: unbiased with
+  For ``2^a <= |x| < 2^(a+1)``, ``C(x) = sign(x) 2^(a+1)`` w.p. ``(|x| - 2^a)/2^a``, else ``sign(x) 2^a``: unbiased with
   omega = 1/8. Encoding: a sign bit and the float32 biased exponent, 9 bits per entry (the paper's count).
   Zeros and float32 subnormals are sent as zero (code 0); values are computed in float32.
   """
@@ -165,7 +165,7 @@ FP4_E3M0_LEVELS = np.concatenate([[0.0], 2.0 ** np.arange(-6, 1)]).astype(np.flo
 def fp4_e3m0(*, stochastic: bool = False) -> Compressor:
   """4-bit floats with 1 sign and 3 exponent bits, no mantissa (E3M0), times an absmax float32 scale.
 
-  Magnitude code e in 0..7 stands for 0 (e = 0) or scale * 2^(e-7), i.e. |x|/scale is rounded to
+  Magnitude code e in 0..7 stands for 0 (e = 0) or scale * 2^(e-7), i.e. ``|x|/scale`` is rounded to
   {0, 2^-6, ..., 1/2, 1}. Two codes per byte: ceil(d/2) + 4 bytes. This is the outer-gradient format of
   Streaming DiLoCo (fake-quantised, accumulated in float32 by the caller).
 

@@ -77,7 +77,7 @@ def count_sketch(rows: int = 5, cols: int | None = None, *, ratio: float | None 
   """A count sketch (Charikar et al.; FetchSGD, 2007.07682): S[r, h_r(i)] += s_r(i) x_i, r < rows.
 
   Decoder: x_hat_i = median_r s_r(i) S[r, h_r(i)] (recovers heavy hitters), or the mean over rows, which is
-  unbiased over the hashes with E|x_hat - x|^2 <= (d - 1)/(rows cols) |x|^2. The hashes come from ``key``;
+  unbiased over the hashes with ``E|x_hat - x|^2 <= (d - 1)/(rows cols) |x|^2``. The hashes come from ``key``;
   workers that share the key produce sketches that add linearly (sketch of the sum = sum of sketches).
 
   Args:

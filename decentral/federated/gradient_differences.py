@@ -64,7 +64,7 @@ def diff2(learning_rate: float, *, restart_every: int, l2_norm_clip: float, diff
   (sigma C)^2 / (b^2 P) per coordinate. Examples with non-finite entries contribute zero (the rule of
   :mod:`optim.privacy.clipping`).
 
-  update(updates, state, params, *, per_example_grads_fn): ``updates`` are this worker's per-example gradients at
+  ``update(updates, state, params, *, per_example_grads_fn)``: ``updates`` are this worker's per-example gradients at
   ``params`` (leading batch axis), ``per_example_grads_fn(x)`` gives them at any x on the same examples (called
   at x^{r-1}).
 

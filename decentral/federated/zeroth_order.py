@@ -3,7 +3,7 @@
 Per step t, worker m draws z_{m,t} from a seed derived from (m, t) alone, computes the SPSA projected gradient
 p_m = (L_m(theta + eps z_{m,t}) - L_m(theta - eps z_{m,t})) / (2 eps) on its own data
 (:func:`optim.primitives.spsa.spsa_projected_gradient`), quantises it to one int8 and sends that byte. Every
-worker receives the n bytes, regenerates every z_{m,t} from the (m, t) seeds and applies the same update
+worker receives the n bytes, regenerates every z_{m,t} from the (m, t) seeds and applies the same update::
 
     theta <- theta - eta (1 / |A_t|) sum_{m in A_t} p^_m z_{m,t},
 
@@ -72,16 +72,16 @@ def just_one_byte(learning_rate: float, *, epsilon: float = 1e-3, scale: float =
                   axis_name: str | None = 'workers', seed: int = 0) -> optax.GradientTransformationExtraArgs:
   """Just One Byte (JOB): shared-randomness SPSA, one int8 projected gradient per worker and perturbation.
 
-  update(updates, state, params, *, loss_fn, active=True): ``updates`` is ignored (no gradient is used);
+  ``update(updates, state, params, *, loss_fn, active=True)``: ``updates`` is ignored (no gradient is used);
   ``loss_fn(params)`` is this worker's loss on its batch; ``active`` says whether this worker takes part in
-  this step. The returned update is -eta (1/(K |A|)) sum_{m in A} sum_k scale q_{m,k} z_{m,t,k}, the same on
+  this step. The returned update is ``-eta (1/(K |A|)) sum_{m in A} sum_k scale q_{m,k} z_{m,t,k}``, the same on
   every worker.
 
   Args:
     learning_rate: eta.
     epsilon: the SPSA perturbation size.
     scale: the value of one int8 step: p is sent as q = round(p / scale) clipped to [-127, 127], so
-      |p| up to 127 scale is representable. It is a shared hyperparameter (no per-message scale is sent).
+      ``|p|`` up to 127 scale is representable. It is a shared hyperparameter (no per-message scale is sent).
     num_perturbations: K directions per worker and step (JOB's gradient accumulation), K bytes sent.
     stochastic_rounding: round q stochastically (unbiased where unclipped) rather than to nearest.
     axis_name: the worker axis (None: one worker).

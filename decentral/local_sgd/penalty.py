@@ -38,7 +38,6 @@ is its total step count over the sum of all workers' (atorch's ``global_step / a
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -49,6 +48,7 @@ from jax import lax
 
 from decentral import axis, checks
 from decentral.local_sgd.core import Reducer, accumulation_dtype, default_outer, local_sgd
+from optim.checks import owner, qualified
 
 PyTree = Any
 ANOMALY_NORM_PENALTY = 1e6  # added to a rejected worker's norm, so its softmax weight is exp(-1e6 / T) = 0
@@ -121,13 +121,12 @@ class PenaltyConfig(NamedTuple):
 def check_config(cfg: PenaltyConfig) -> PenaltyConfig:
   """``cfg`` after checking every hyperparameter (``ValueError`` naming the first bad one)."""
   for name in ('clip', 'temperature'):
-    v = getattr(cfg, name)
-    if v is not None and not (math.isfinite(v) and v > 0):
-      raise ValueError(f'{name} must be positive and finite or None, got {v!r}')
-  if not (math.isfinite(cfg.ewma_alpha) and 0 < cfg.ewma_alpha <= 1):
-    raise ValueError(f'ewma_alpha must be in (0, 1], got {cfg.ewma_alpha!r}')
+    if getattr(cfg, name) is not None:
+      checks.positive_finite(getattr(cfg, name), name)
+  checks.fraction(cfg.ewma_alpha, 'ewma_alpha')
   if not checks.is_int(cfg.warmup) or cfg.warmup < 2:
-    raise ValueError(f'warmup must be an integer >= 2 (the z-score window needs two entries), got {cfg.warmup!r}')
+    raise ValueError(f'{qualified("warmup")} must be an integer >= 2 (the z-score window needs two entries), '
+                     f'got {cfg.warmup!r}')
   checks.positive_finite(cfg.threshold, 'threshold')
   return cfg
 
@@ -206,7 +205,7 @@ def edit(inner: optax.GradientTransformation, outer: optax.GradientTransformatio
   """EDiT: local SGD whose pseudo-gradients go through anomaly elimination, norm weighting and clipping.
 
   Every H steps, per leaf l: Delta_{i,l} = anchor_l - theta_{i,l}; rejected by the EWMA z-test -> 0;
-  Delta_l = sum_i softmax_i(-||Delta_{i,l}|| / T) Delta_{i,l}; Delta_l *= min(1, phi / ||Delta_l||);
+  ``Delta_l = sum_i softmax_i(-||Delta_{i,l}|| / T) Delta_{i,l}``; ``Delta_l *= min(1, phi / ||Delta_l||)``;
   anchor_l <- OuterOpt(anchor_l, Delta_l) unless every worker was rejected on l.
 
   Args:
@@ -231,5 +230,6 @@ def edit(inner: optax.GradientTransformation, outer: optax.GradientTransformatio
   """
   cfg = PenaltyConfig(clip, temperature, anomaly, ewma_alpha, warmup, threshold, update_on_anomaly)
   outer = outer or default_outer(momentum=EDIT_OUTER_MOMENTUM)
-  return local_sgd(inner, outer, sync_every=sync_every, reducer=penalty_reducer(cfg), axis_name=axis_name,
-                   leafwise_outer=True)
+  with owner('edit'):
+    return local_sgd(inner, outer, sync_every=sync_every, reducer=penalty_reducer(cfg), axis_name=axis_name,
+                     leafwise_outer=True)

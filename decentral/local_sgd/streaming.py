@@ -123,15 +123,17 @@ def streaming_diloco(inner: optax.GradientTransformation, outer: optax.GradientT
   them (fragment p first synced at step (p+1)H/P; ``fragment_sync_delay`` = tau; the merge is
   ``global.lerp(local, alpha)``), checked against torchft's regression fixtures in the tests.
   """
-  h_total = checks.positive_int(sync_every, 'sync_every')
-  p_count = checks.positive_int(num_fragments, 'num_fragments')
-  if h_total % p_count:
-    raise ValueError(f'sync_every={h_total} must be a multiple of num_fragments={p_count}')
-  h = h_total // p_count
-  if not checks.is_int(overlap) or not 0 <= overlap < h:
-    raise ValueError(f'overlap (tau) must be an integer in [0, sync_every/num_fragments = {h}), got {overlap!r}')
-  tau = int(overlap)
-  alpha = checks.unit_interval(mixing, 'mixing')
+  with optim_checks.owner('streaming_diloco') as name:
+    h_total = checks.positive_int(sync_every, 'sync_every')
+    p_count = checks.positive_int(num_fragments, 'num_fragments')
+    if h_total % p_count:
+      raise ValueError(f'{name}: sync_every={h_total} must be a multiple of num_fragments={p_count}')
+    h = h_total // p_count
+    if not checks.is_int(overlap) or not 0 <= overlap < h:
+      raise ValueError(f'{name}: overlap (tau) must be an integer in [0, sync_every/num_fragments = {h}), '
+                       f'got {overlap!r}')
+    tau = int(overlap)
+    alpha = checks.unit_interval(mixing, 'mixing')
   outer = outer or default_outer()
   compressor = _outer_compressor(quantize)
   reducer = mean_reducer(compressor)

@@ -39,6 +39,7 @@ from decentral.robust.aggregation import StatefulRule
 from decentral.robust.attacks import replace_faulty, strongest
 from decentral.robust.distance import nearest_neighbour_average
 from decentral.stacked import col_sums, compute_dtype, num_workers
+from optim import checks as optim_checks
 
 PyTree = Any
 
@@ -91,7 +92,11 @@ def dsgd(learning_rate: optax.ScalarOrSchedule, topology: Topology, *, axis_name
   Returns:
     A ``GradientTransformation`` for one worker (needs ``params``).
   """
-  return optax.chain(optax.sgd(learning_rate, momentum), gossip_step(topology, axis_name=axis_name, alive=alive))
+  with optim_checks.owner('dsgd'):
+    optim_checks.learning_rate(learning_rate)
+    if momentum is not None:
+      optim_checks.decay_rate('momentum', momentum)
+    return optax.chain(optax.sgd(learning_rate, momentum), gossip_step(topology, axis_name=axis_name, alive=alive))
 
 
 class RobustGossipState(NamedTuple):
@@ -197,11 +202,12 @@ def robust_dsgd(learning_rate: optax.ScalarOrSchedule, rule, *, f: int, axis_nam
   Returns:
     A ``GradientTransformation`` (needs ``params``).
   """
-  if isinstance(momentum, (int, float)) and not 0 <= momentum < 1:  # a traced beta (batched configs) passes
-    raise ValueError(f'momentum must be in [0, 1), got {momentum!r}')
-  return optax.chain(optax.ema(momentum, debias=False), optax.scale_by_learning_rate(learning_rate),
-                     robust_gossip(rule, axis_name=axis_name, f=f, attack=attack, topology=topology, center=center,
-                                   seed=seed, keep_own=keep_own))
+  with optim_checks.owner('robust_dsgd'):
+    optim_checks.learning_rate(learning_rate)
+    optim_checks.decay_rate('momentum', momentum)  # a traced beta (batched configs) passes
+    return optax.chain(optax.ema(momentum, debias=False), optax.scale_by_learning_rate(learning_rate),
+                       robust_gossip(rule, axis_name=axis_name, f=f, attack=attack, topology=topology, center=center,
+                                     seed=seed, keep_own=keep_own))
 
 
 def nearest_to_self(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree:
@@ -221,9 +227,9 @@ def monna(learning_rate: optax.ScalarOrSchedule, *, f: int, axis_name: str, beta
      x_i \leftarrow \frac{1}{|S_i| - f}\sum_{j \in N_i} x_j^{1/2},
 
   :math:`N_i` the :math:`|S_i| - f` received models closest to :math:`x_i^{1/2}` (ByzFL ``MoNNA(f, idx=i)``).
-  Convention: every worker receives all n half-step models (|S_i| = n, synchronous complete graph) and keeps the
+  Convention: every worker receives all n half-step models (:math:`|S_i| = n`, synchronous complete graph) and keeps the
   n - f nearest; the official code instead lets worker i hear from itself, the f Byzantine workers and n - 2f - 1
-  random honest ones (|S_i| = n - f) and keeps n - 2f. With ``topology`` a regular graph, S_i is the
+  random honest ones (:math:`|S_i| = n - f`) and keeps n - 2f. With ``topology`` a regular graph, S_i is the
   neighbourhood. The momentum is dampened (``dampening = beta`` in the code: an EMA); the paper uses beta = 0.99.
   Ties between equidistant models: the lowest index.
 
@@ -251,8 +257,11 @@ def monna(learning_rate: optax.ScalarOrSchedule, *, f: int, axis_name: str, beta
   >>> axis.run(step, 4)(jnp.array([[0.], [1.], [2.], [3.]]))[:, 0]  # honest half-steps 0, .5, 1 average
   Array([0.5, 0.5, 0.5, 0.5], dtype=float32)
   """
-  return robust_dsgd(learning_rate, nearest_to_self, f=f, axis_name=axis_name, momentum=beta, attack=attack,
-                     topology=topology, center=True, seed=seed, keep_own=keep_own)
+  with optim_checks.owner('monna'):
+    optim_checks.learning_rate(learning_rate)
+    optim_checks.decay_rate('beta', beta)
+    return robust_dsgd(learning_rate, nearest_to_self, f=f, axis_name=axis_name, momentum=beta, attack=attack,
+                       topology=topology, center=True, seed=seed, keep_own=keep_own)
 
 
 def honest_pivot_mean(rule, *, center: bool = True):

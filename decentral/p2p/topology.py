@@ -81,7 +81,7 @@ def ring(n: int) -> Topology:
 
 
 def spectral_gap(mixing: np.ndarray) -> float:
-  """1 - |lambda_2| of a symmetric mixing matrix, lambda_2 the second-largest eigenvalue in modulus."""
+  """``1 - |lambda_2|`` of a symmetric mixing matrix, lambda_2 the second-largest eigenvalue in modulus."""
   eig = np.sort(np.abs(np.linalg.eigvalsh(np.asarray(mixing, dtype=np.float64))))[::-1]
   return float(1.0 - eig[1]) if len(eig) > 1 else 1.0
 
@@ -167,7 +167,7 @@ def exponential(n: int) -> Topology:
   """The (symmetrised) static exponential graph: i ~ i +- 2^k mod n for 2^k < n, uniform weights 1/(deg + 1).
 
   Ying et al. 2021 (arXiv 2110.13363) use the directed version (i -> i + 2^k); we keep both directions so W is
-  symmetric (Metropolis-Hastings weights of a regular graph) and its spectral gap is 1 - |lambda_2|.
+  symmetric (Metropolis-Hastings weights of a regular graph) and its spectral gap is ``1 - |lambda_2|``.
   """
   checks.positive_int(n, 'n')
   offsets = [s * 2 ** k for k in range(max(1, int(np.ceil(np.log2(max(n, 2)))))) if 2 ** k < n for s in (1, -1)]

@@ -30,9 +30,9 @@ def krum_neighbours(n: int, f: int, convention: str, name: str = 'krum') -> int:
   if convention not in KRUM_CONVENTIONS:
     raise ValueError(f'{name}: convention must be one of {KRUM_CONVENTIONS}, got {convention!r}')
   if convention == 'paper':
-    if n - f - 2 < 1:
-      raise ValueError(f"{name}: convention='paper' scores over the n - f - 2 closest workers, which needs "
-                       f'n >= f + 3, got n={n}, f={f}')
+    if n <= 2 * f + 2:
+      raise ValueError(f"{name}: convention='paper' scores over the n - f - 2 closest workers, with the paper's "
+                       f'guarantee (Blanchard et al. 2017, Prop. 1) for n > 2f + 2 only; got n={n}, f={f}')
     return n - f - 2
   k = n - f - 1 if convention == 'byzfl' else max(1, n - f - 2)
   return max(min(k, n - 1), 1) if n > 1 else 0
@@ -63,8 +63,13 @@ def krum(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, conventio
   - ``convention='byzfl'`` (default): the n - f - 1 nearest other workers, ByzFL's ``Krum(f)`` (it ranks by their
     *mean* squared distance, the same order). The default because ByzFL's fixtures are the tests' reference.
   - ``convention='paper'``: the n - f - 2 nearest, the paper's score (Blanchard et al., Section 4: the sum of
-    squared distances to the n - f - 2 closest vectors); needs n >= f + 3 (the paper assumes 2f + 2 < n).
+    squared distances to the n - f - 2 closest vectors); raises unless n > 2f + 2, the paper's assumption for its
+    guarantee (Proposition 1).
   - ``convention='flower'``: max(1, n - f - 2), Flower's ``aggregate_krum``: the paper's count, floored at one.
+
+  ``'byzfl'`` and ``'flower'`` accept any f < n/2, as those libraries do (with n <= 2f + 2 the score is still
+  defined); the paper's guarantee then does not apply, so use ``convention='paper'`` to have n > 2f + 2
+  enforced.
 
   Ties: the lowest index (ByzFL's fixture ``[[1,2,3],[4,5,6],[7,8,9]]``, f=1 -> ``[1,2,3]``). Non-finite rows have
   infinite distance to all others, hence an infinite score; they are chosen only if every score is infinite.
@@ -98,7 +103,10 @@ def multi_krum(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, m: 
   workers (ranked by their mean squared distance, equivalently the sum) and m = n - f selected.
   ``convention='paper'`` scores over the n - f - 2 nearest, as the paper's Krum (it leaves m free);
   ``convention='flower'`` over max(1, n - f - 2) (Flower's ``aggregate_krum`` with ``to_keep = m``); Flower's
-  default m is then whatever the caller passes. See :func:`krum`. Ties: lowest index first.
+  default m is then whatever the caller passes. See :func:`krum`, also for the f each convention accepts
+  (n > 2f + 2 with ``'paper'``, f < n/2 otherwise). Ties: lowest index first. Non-finite rows have infinite
+  distance to all others, hence an infinite score: they are averaged in only when fewer than m rows have a finite
+  score (and then make the output non-finite).
 
   Args:
     stacked: pytree of updates with a leading worker axis of size n.

@@ -136,7 +136,9 @@ def arc(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree:
 
 
 def clipping(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, c: float = 2.0) -> PyTree:
-  r"""Static clipping (ByzFL's ``Clipping(c)``): every update scaled to norm at most c, y_i = x_i min(1, c/|x_i|).
+  r"""Static clipping (ByzFL's ``Clipping(c)``): every update scaled to norm at most c.
+
+  That is, :math:`y_i = x_i \min(1, c/\|x_i\|)`.
 
   A non-finite row becomes the zero vector. No ties.
 

@@ -99,7 +99,7 @@ def multi_metrics(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, 
 def foolsgold_weights(vectors: PyTree, finite: jax.Array | None = None) -> jax.Array:
   r"""FoolsGold weights (Fung et al. 2020, arXiv 1808.04866) from the cosine similarities of the given vectors.
 
-  cs = cos(v_i, v_j) with the diagonal zeroed; pardoning cs_ij *= max_i cs / max_j cs when max_i < max_j;
+  cs = cos(v_i, v_j) with the diagonal zeroed; pardoning ``cs_ij *= max_i cs / max_j cs`` when max_i < max_j;
   alpha_i = clip(1 - max_j cs_ij, 0, 1) / max alpha; alpha = 1 -> 0.99; alpha <- clip(log(alpha/(1-alpha)) + 0.5,
   0, 1). As the FoolsGold code, except that pardoning is skipped when max_j cs <= 0 (the code would divide by it)
   and rows flagged non-finite get weight 0. Returns (n,) weights; all zero when every worker looks like one Sybil.
@@ -133,7 +133,9 @@ def sybilwall(stacked_init: bool = True) -> StatefulRule:
   .. math:: H_j \leftarrow H_j + x_j, \qquad \mathrm{out} = \frac{\sum_j \alpha_j(H)\, x_j}{\sum_j \alpha_j(H)}
 
   No official code exists (notes §4); this implements the paper's aggregation idea with FoolsGold's weighting as
-  in its reference code, and leaves out SybilWall's probabilistic gossip (a communication layer, not a rule).
+  in its reference code, over the workers whose updates it receives. SybilWall's network part, probabilistic
+  gossip of non-neighbours' updates so that similarity is judged over the whole network while only neighbours are
+  mixed, is :mod:`decentral.p2p.sybil_gossip` (the same weights, from histories of every node a peer has heard of).
   Non-finite updates are not added to the history and get weight 0. When every weight is zero (all histories
   alike, e.g. identical inputs) the output is the plain mean of the finite rows. No ties (weights, not a choice).
   The state holds n histories, so :func:`decentral.aggregate` builds it from the gathered updates.

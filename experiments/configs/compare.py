@@ -2,10 +2,10 @@
 
     python -m experiments.compare
       every registered optimizer but the 'slow' ones (muon: name it to include it), 300 steps of a digits MLP:
-      final train loss / test accuracy SWAN 0.000 / 0.983, Adam 0.069 / 0.978, SGD 0.226 / 0.950 (20 optimizers).
-      30 s on 2 CPU cores.
+      final full-batch train loss / test accuracy SWAN 0.0006 / 0.983, Adam 0.073 / 0.978, SGD 0.229 / 0.950
+      (24 optimizers). 30 s on 2 CPU cores.
     python -m experiments.compare --config=experiments/configs/compare.py:smoke
-      30 steps: SWAN 0.20 / 0.964, Adam 1.50 / 0.880, SGD 1.90 / 0.721; 25 s (compilation dominates).
+      30 steps: SWAN 0.062 / 0.964, Adam 1.05 / 0.880, SGD 1.66 / 0.721; 25 s (compilation dominates).
 """
 
 import ml_collections

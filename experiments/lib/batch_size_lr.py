@@ -13,7 +13,7 @@ from experiments.lib.common import claims
 from experiments.lib.common import results as results_lib
 from theory import hessian
 
-table = results_lib.json_lines
+table = results_lib.headline_table
 
 
 def _measure(headline):

@@ -16,7 +16,7 @@ from experiments.lib.common import claims
 from experiments.lib.common import results as results_lib
 from theory import oscillation
 
-table = results_lib.json_lines
+table = results_lib.headline_table
 
 
 def _weak_features(headline: list[dict]) -> dict:

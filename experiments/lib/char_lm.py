@@ -17,6 +17,7 @@ import numpy as np
 from experiments.lib.common import claims
 from experiments.lib.common import data as data_lib
 from experiments.lib.common import models, results, training
+from experiments.lib.common import progress as progress_lib
 import optim
 from optim import registry
 
@@ -106,7 +107,7 @@ def run_one(problem, name: str, config) -> dict:
   state_bytes = optim.tree_bytes(opt_state)
   step = training.make_step(model, entry, tx)
   loss_fn = jax.jit(lambda p, x, y: models.cross_entropy(model.apply(p, x), y))
-  progress = training.Progress(config.steps, config.log_every, prefix=f'{name:>12s} ')
+  progress = progress_lib.Progress(config.steps, f'{name:>12s}', every=config.log_every, unit='step')
   train_curve, eval_curve, t_first = [], [], None
   for t in range(config.steps):
     x, y = data_lib.char_batch(corpus.train, config.batch_size, config.block, t, config.seed)
@@ -117,7 +118,7 @@ def run_one(problem, name: str, config) -> dict:
     done = t + 1
     if done % config.log_every == 0 or done == config.steps:
       train_curve.append((done, float(loss)))
-      progress(done, float(loss))
+      progress(done, loss=float(loss))
     if done % config.eval_every == 0 or done == config.steps:
       eval_curve.append((done, _evaluate(loss_fn, params, evals, config.batch_size)))
   jax.block_until_ready(params)

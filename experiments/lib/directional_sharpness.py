@@ -21,7 +21,7 @@ from experiments.lib.common import results as results_lib
 import optim
 from theory import directional_sharpness as ds
 
-table = results_lib.json_lines
+table = results_lib.headline_table
 
 
 def _adam_vs_sgd(headline: list[dict]) -> dict:

@@ -18,7 +18,7 @@ from experiments.lib.common import data as data_lib
 from experiments.lib.common import results as results_lib
 from theory import coherence
 
-table = results_lib.json_lines
+table = results_lib.headline_table
 
 
 def _real_vs_random(headline: list[dict]) -> dict:

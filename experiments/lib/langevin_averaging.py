@@ -17,7 +17,7 @@ from experiments.lib.common import claims
 from experiments.lib.common import results as results_lib
 from theory import langevin
 
-table = results_lib.json_lines
+table = results_lib.headline_table
 
 
 def _threshold_exponents(headline: list[dict]) -> dict:

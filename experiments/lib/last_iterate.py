@@ -11,7 +11,7 @@ from experiments.lib.common import claims
 from experiments.lib.common import results as results_lib
 from theory import last_iterate
 
-table = results_lib.json_lines
+table = results_lib.headline_table
 LIGHT = ('lipschitz_convex', 'lipschitz_strongly_convex', 'smooth_convex', 'composite_strongly_convex',
          'simplex_mirror_descent')
 

@@ -37,8 +37,6 @@ from experiments.lib.common import results as results_lib
 from optim import per_example_grads, privacy
 from optim.privacy import audit, plots, sampling, tradeoff
 
-table = results_lib.json_lines
-
 
 # ----------------------------------------------------------------------------------------------------- training
 

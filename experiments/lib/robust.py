@@ -31,6 +31,7 @@ import decentral
 from decentral import axis
 from experiments.lib.common import data as data_lib
 from experiments.lib.common import claims, models, results as results_lib
+from experiments.lib.common import progress as progress_lib
 
 CHEAP_ATTACKS = ('sign_flipping', 'inner_product_manipulation', 'a_little_is_enough', 'fall_of_empires', 'mimic',
                  'gaussian', 'not_a_number', 'label_flipping')
@@ -248,17 +249,19 @@ def run(config, workdir: str) -> list[dict]:
   if jax.process_count() > 1 and config.backend == 'vmap':
     raise ValueError('experiments.robust: several processes need --config.backend=shard_map (or pmap)')
   alphas = [float(a) for a in _split(config.alphas)]
-  results, t_start = [], time.perf_counter()
+  results, jobs = [], []
   attacks = _split(config.attacks)
   for row in rows(config):
     for f in [int(v) for v in _split(config.faults)]:
       groups = [('none',)] if f == 0 else [g for g in (tuple(a for a in attacks if a not in OPTIMAL_ATTACKS),
                                                        tuple(a for a in attacks if a in OPTIMAL_ATTACKS)) if g]
-      for names in groups:
-        group = _run_group(model, ds, params0, row, f, n, names, alphas, config)
-        writer.metrics(group)
-        results += group
-        print(f'[{time.perf_counter() - t_start:6.0f}s] {row.rule} f={f} {",".join(names)} done', flush=True)
+      jobs += [(row, f, names) for names in groups]
+  progress = progress_lib.Progress(len(jobs), 'robust grid', every=1, unit='group')
+  for k, (row, f, names) in enumerate(jobs, 1):
+    group = _run_group(model, ds, params0, row, f, n, names, alphas, config)
+    writer.metrics(group)
+    results += group
+    progress(k, rule=row.rule, f=f, attacks=','.join(names), worst_test_acc=min(r['test_accuracy'] for r in group))
   worst = worst_case(results)
   writer.results({'runs': results, 'worst_case': [{'rule': r, 'f': f, 'alpha': a, 'test_accuracy': acc,
                                                    'attack': att} for (r, f, a), (acc, att) in worst.items()]})

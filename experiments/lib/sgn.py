@@ -13,7 +13,7 @@ from experiments.lib.common import claims
 from experiments.lib.common import results as results_lib
 from theory import sgn
 
-table = results_lib.json_lines
+table = results_lib.headline_table
 
 
 def _markov_band(headline: list[dict]) -> dict:

@@ -15,7 +15,7 @@ from experiments.lib.common import claims
 from experiments.lib.common import results as results_lib
 from theory import stability
 
-table = results_lib.json_lines
+table = results_lib.headline_table
 
 
 def _trace_threshold(headline: list[dict]) -> dict:

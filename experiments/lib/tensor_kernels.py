@@ -15,7 +15,7 @@ from experiments.lib.common import claims
 from experiments.lib.common import results as results_lib
 from theory import kernels
 
-table = results_lib.json_lines
+table = results_lib.headline_table
 
 RATE_BAND = (-0.65, -0.35)   # slopes we count as -1/2 (RMS over a dozen seeds is itself noisy by ~10-20%)
 

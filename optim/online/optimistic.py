@@ -106,7 +106,7 @@ def optimistic_omd(learning_rate: optax.ScalarOrSchedule | None = None, *, mirro
     raise ValueError(f'optimistic_omd: first_hint must be one of {FIRST_HINTS}, got {first_hint!r}')
   checks.non_negative('optimistic_omd: delta', delta)
   if learning_rate is not None:
-    checks.non_negative('optimistic_omd: learning_rate', learning_rate)
+    checks.learning_rate(learning_rate, 'optimistic_omd: learning_rate')
   if diameter is not None:
     checks.check('optimistic_omd: diameter', diameter, lambda v: v > 0, 'positive and finite')
   mirror = mirror_maps.get(mirror_map, radius)

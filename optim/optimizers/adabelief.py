@@ -59,12 +59,13 @@ def scale_by_adabelief(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-16, e
 
   arXiv 2010.07468; official code github.com/juntang-zhuang/Adabelief-Optimizer (adabelief_pytorch 0.2.1).
   """
-  checks.decay_rate('b1', b1)
-  checks.decay_rate('b2', b2)
-  checks.non_negative('eps', eps)
   eps_root = eps if eps_root is None else eps_root
-  checks.non_negative('eps_root', eps_root)
-  checks.non_negative('n_sma_threshold', n_sma_threshold)
+  with checks.owner('scale_by_adabelief'):
+    checks.decay_rate('b1', b1)
+    checks.decay_rate('b2', b2)
+    checks.non_negative('eps', eps)
+    checks.non_negative('eps_root', eps_root)
+    checks.non_negative('n_sma_threshold', n_sma_threshold)
   belief = optax.scale_by_belief(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
 
   def init_fn(params):
@@ -138,10 +139,11 @@ def adabelief(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2:
 
   arXiv 2010.07468.
   """
-  checks.non_negative('learning_rate', learning_rate)
-  checks.non_negative('weight_decay', weight_decay)
-  direction = scale_by_adabelief(b1=b1, b2=b2, eps=eps, eps_root=eps_root, rectify=rectify,
-                                 degenerated_to_sgd=degenerated_to_sgd, mu_dtype=mu_dtype)
-  decay = optax.add_decayed_weights(weight_decay)
-  steps = (direction, decay) if weight_decouple else (decay, direction)
-  return optax.chain(*steps, optax.scale_by_learning_rate(learning_rate))
+  with checks.owner('adabelief'):
+    checks.learning_rate(learning_rate)
+    checks.non_negative('weight_decay', weight_decay)
+    direction = scale_by_adabelief(b1=b1, b2=b2, eps=eps, eps_root=eps_root, rectify=rectify,
+                                   degenerated_to_sgd=degenerated_to_sgd, mu_dtype=mu_dtype)
+    decay = optax.add_decayed_weights(weight_decay)
+    steps = (direction, decay) if weight_decouple else (decay, direction)
+    return optax.chain(*steps, optax.scale_by_learning_rate(learning_rate))

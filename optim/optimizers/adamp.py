@@ -70,6 +70,7 @@ def project_radial(update: jax.Array, grad: jax.Array, param: jax.Array, delta: 
 
 
 _CHANNEL_AXIS = {'flax': -1, 'torch': 0}
+EPS_PLACEMENTS = ('corrected', 'uncorrected')
 
 
 def _project_tree(direction, grads, params, delta, eps, channel_axis):
@@ -100,7 +101,8 @@ class ScaleByAdamPState(NamedTuple):
 
 def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta: float = 0.1,
                    wd_ratio: float = 0.1, weight_decay: float = 0.0, nesterov: bool = False,
-                   layout: str = 'flax', mu_dtype: Any = None) -> optax.GradientTransformation:
+                   layout: str = 'flax', mu_dtype: Any = None, eps_placement: str = 'corrected'
+                   ) -> optax.GradientTransformation:
   r"""The AdamP direction (with its projection-dependent decoupled weight decay folded in).
 
   .. math::
@@ -115,6 +117,10 @@ def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta:
   ``w <- w (1 - lr wd r) - lr / (1-b1^t) q``. The decay is folded in here because ``r`` depends on the
   projection; with ``weight_decay=0`` (default) this is the bare direction.
 
+  ``eps_placement='corrected'`` (default) adds ``eps`` to the bias-corrected root as above, as the authors' code
+  does; ``'uncorrected'`` computes ``sqrt(1-b2^t) m / (sqrt(v) + eps)``, as pytorch-optimizer's ``AdamP`` (the
+  same with ``eps`` scaled by ``sqrt(1-b2^t)``).
+
   Args:
     b1: decay of the first moment.
     b2: decay of the second moment.
@@ -125,6 +131,8 @@ def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta:
     nesterov: Nesterov momentum.
     layout: ``'flax'`` (output channel last) or ``'torch'`` (output channel first), for the channel view.
     mu_dtype: dtype of the stored first moment.
+    eps_placement: ``'corrected'`` (``sqrt(v_hat) + eps``, the authors') or ``'uncorrected'``
+      (``sqrt(v) + eps``, pytorch-optimizer's).
 
   Returns:
     An ``optax.GradientTransformation`` that needs ``params`` in ``update``.
@@ -141,11 +149,13 @@ def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta:
 
   arXiv 2006.08217; official code github.com/clovaai/AdamP (``adamp.py``).
   """
-  checks.decay_rate('b1', b1)
-  checks.decay_rate('b2', b2)
-  for name, value in (('eps', eps), ('delta', delta), ('wd_ratio', wd_ratio), ('weight_decay', weight_decay)):
-    checks.non_negative(name, value)
-  checks.one_of('layout', layout, tuple(_CHANNEL_AXIS))
+  with checks.owner('scale_by_adamp'):
+    checks.decay_rate('b1', b1)
+    checks.decay_rate('b2', b2)
+    for name, value in (('eps', eps), ('delta', delta), ('wd_ratio', wd_ratio), ('weight_decay', weight_decay)):
+      checks.non_negative(name, value)
+    checks.one_of('layout', layout, tuple(_CHANNEL_AXIS))
+    checks.one_of('eps_placement', eps_placement, EPS_PLACEMENTS)
   channel_axis = _CHANNEL_AXIS[layout]
 
   def init_fn(params):
@@ -163,7 +173,10 @@ def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta:
       m_new = b1 * m + (1 - b1) * g
       v_new = b2 * v + (1 - b2) * g * g
       num = b1 * m_new + (1 - b1) * g if nesterov else m_new
-      p = num / (jnp.sqrt(v_new) / jnp.sqrt(bc2) + eps)
+      if eps_placement == 'corrected':
+        p = num / (jnp.sqrt(v_new) / jnp.sqrt(bc2) + eps)
+      else:
+        p = jnp.sqrt(bc2) * num / (jnp.sqrt(v_new) + eps)
       return p, m_new.astype(m.dtype), v_new.astype(v.dtype)
 
     out = jax.tree.map(moments, updates, state.mu, state.nu)
@@ -179,7 +192,8 @@ def scale_by_adamp(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, delta:
 
 def adamp(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
           weight_decay: float = 0.0, delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False,
-          layout: str = 'flax', mu_dtype: Any = None) -> optax.GradientTransformation:
+          layout: str = 'flax', mu_dtype: Any = None, eps_placement: str = 'corrected'
+          ) -> optax.GradientTransformation:
   """AdamP with the official defaults: ``chain(scale_by_adamp(...), scale_by_learning_rate(learning_rate))``.
 
   Weight decay is decoupled, ``w <- w (1 - lr wd r)``, with ``r = wd_ratio`` on tensors that were projected;
@@ -196,6 +210,8 @@ def adamp(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: flo
     nesterov: Nesterov momentum.
     layout: ``'flax'`` (output channel last) or ``'torch'`` (output channel first), for the channel view.
     mu_dtype: dtype of the stored first moment.
+    eps_placement: ``'corrected'`` (default: ``eps`` on the bias-corrected root, as the authors' code) or
+      ``'uncorrected'`` (on ``sqrt(v)``, as pytorch-optimizer's ``AdamP``); see :func:`scale_by_adamp`.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -211,11 +227,12 @@ def adamp(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: flo
 
   arXiv 2006.08217.
   """
-  checks.non_negative('learning_rate', learning_rate)
-  return optax.chain(
-      scale_by_adamp(b1=b1, b2=b2, eps=eps, delta=delta, wd_ratio=wd_ratio, weight_decay=weight_decay,
-                     nesterov=nesterov, layout=layout, mu_dtype=mu_dtype),
-      optax.scale_by_learning_rate(learning_rate))
+  with checks.owner('adamp'):
+    checks.learning_rate(learning_rate)
+    return optax.chain(
+        scale_by_adamp(b1=b1, b2=b2, eps=eps, delta=delta, wd_ratio=wd_ratio, weight_decay=weight_decay,
+                       nesterov=nesterov, layout=layout, mu_dtype=mu_dtype, eps_placement=eps_placement),
+        optax.scale_by_learning_rate(learning_rate))
 
 
 class ScaleBySGDPState(NamedTuple):
@@ -265,12 +282,13 @@ def scale_by_sgdp(momentum: float = 0.0, dampening: float = 0.0, nesterov: bool 
 
   arXiv 2006.08217; official code github.com/clovaai/AdamP (``sgdp.py``).
   """
-  checks.decay_rate('momentum', momentum)
-  checks.check('dampening', dampening, lambda v: 0 <= v <= 1, 'in [0, 1]')
-  for name, value in (('eps', eps), ('delta', delta), ('wd_ratio', wd_ratio), ('weight_decay', weight_decay)):
-    checks.non_negative(name, value)
-  checks.one_of('buffer', buffer, ('official', 'paper'))
-  checks.one_of('layout', layout, tuple(_CHANNEL_AXIS))
+  with checks.owner('scale_by_sgdp'):
+    checks.decay_rate('momentum', momentum)
+    checks.check('dampening', dampening, lambda v: 0 <= v <= 1, 'in [0, 1]')
+    for name, value in (('eps', eps), ('delta', delta), ('wd_ratio', wd_ratio), ('weight_decay', weight_decay)):
+      checks.non_negative(name, value)
+    checks.one_of('buffer', buffer, ('official', 'paper'))
+    checks.one_of('layout', layout, tuple(_CHANNEL_AXIS))
   channel_axis = _CHANNEL_AXIS[layout]
   project_buffer = buffer == 'official' and not nesterov
 
@@ -329,9 +347,10 @@ def sgdp(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.0, dampening
 
   arXiv 2006.08217.
   """
-  checks.non_negative('learning_rate', learning_rate)
-  return optax.chain(
-      scale_by_sgdp(momentum=momentum, dampening=dampening, nesterov=nesterov, eps=eps, delta=delta,
-                    wd_ratio=wd_ratio, weight_decay=weight_decay, buffer=buffer, layout=layout,
-                    mu_dtype=mu_dtype),
-      optax.scale_by_learning_rate(learning_rate))
+  with checks.owner('sgdp'):
+    checks.learning_rate(learning_rate)
+    return optax.chain(
+        scale_by_sgdp(momentum=momentum, dampening=dampening, nesterov=nesterov, eps=eps, delta=delta,
+                      wd_ratio=wd_ratio, weight_decay=weight_decay, buffer=buffer, layout=layout,
+                      mu_dtype=mu_dtype),
+        optax.scale_by_learning_rate(learning_rate))

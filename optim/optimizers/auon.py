@@ -13,6 +13,12 @@ at github.com/ryyzn9/AuON. Two versions of the rule exist and both are implement
 
 Both use Muon's quintic Newton-Schulz coefficients through :func:`optim.orthogonalize`, whose
 normalisation (``||X||_F + 1e-7``) and transposition match the authors'.
+
+Layout: a matrix is read as ``(fan_in, fan_out)``, flax's ``Dense`` kernel (``layout='flax'``, default; conv
+kernels ``(h, w, in, out)`` as ``(h*w*in, out)``), or as PyTorch's ``(out, in)`` (``layout='torch'``; conv
+``(out, in, h, w)`` as ``(out, in*h*w)``, the authors' view). Only the paper's shape factor
+``sqrt(max(1, fan_out / fan_in))`` depends on it: the cosh-RMS and the norms are invariant under transposition,
+and Newton-Schulz is transpose-equivariant.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from optim import checks
 from optim.primitives import newton_schulz
 
 CONVENTIONS = {'paper': {'gamma': 1.0, 'ns_steps': 1}, 'code': {'gamma': 1.5, 'ns_steps': 5}}
+LAYOUTS = ('flax', 'torch')
 _NORM_EPS, _RMS_EPS = 1e-7, 1e-8  # the authors' constants, in both versions
 
 
@@ -41,13 +48,14 @@ def cosh_rms(x: jax.Array) -> jax.Array:
   return jnp.sqrt(jnp.mean(jnp.square(jnp.cosh(x))))
 
 
-def _direction(d: jax.Array, gamma, ns_steps: int, convention: str) -> jax.Array:
+def _direction(d: jax.Array, gamma, ns_steps: int, convention: str, layout: str) -> jax.Array:
   """AuON's update for one leaf from its Nesterov momentum ``d``."""
   shape, dtype = d.shape, d.dtype
   matrix = d.ndim >= 2
   d = d.astype(jnp.promote_types(dtype, jnp.float32))
   if matrix:
-    d = d.reshape(-1, shape[-1])  # conv kernels as (h*w*in, out)
+    # As (fan_in, fan_out): flax conv kernels as (h*w*in, out), PyTorch's (out, in, h, w) as (in*h*w, out).
+    d = d.reshape(-1, shape[-1]) if layout == 'flax' else d.reshape(shape[0], -1).T
   hybrid = matrix and ns_steps > 0
   if hybrid:
     x = newton_schulz.orthogonalize(d, ns_steps, coeffs='quintic', eps=_NORM_EPS)
@@ -62,11 +70,14 @@ def _direction(d: jax.Array, gamma, ns_steps: int, convention: str) -> jax.Array
     norm = jnp.linalg.norm(x)
     u = x / (cosh_rms(gamma * x / (norm + _NORM_EPS)) + _RMS_EPS)
     u = jnp.where(norm == 0, 0.0, u)  # the authors skip the step on a zero update
+  if matrix and layout == 'torch':
+    u = u.T
   return u.reshape(shape).astype(dtype)
 
 
 def scale_by_auon(momentum: float = 0.95, ns_steps: int = 0, convention: str = 'paper',
-                  gamma: float | None = None, mu_dtype: Any = None) -> optax.GradientTransformation:
+                  gamma: float | None = None, mu_dtype: Any = None, layout: str = 'flax'
+                  ) -> optax.GradientTransformation:
   r"""AuON's direction: Nesterov momentum, normalised, divided by the RMS of its hyperbolic cosine.
 
   With :math:`m \leftarrow \mu m + (1-\mu) g` and the Nesterov mix :math:`G = \mu m + (1-\mu) g` (always on,
@@ -93,6 +104,8 @@ def scale_by_auon(momentum: float = 0.95, ns_steps: int = 0, convention: str = '
     convention: ``'paper'`` (v1 paper and its code, default) or ``'code'`` (authors' repository at HEAD).
     gamma: temperature inside the cosh; ``None`` is the convention's (1.0 paper, 1.5 code).
     mu_dtype: dtype of the momentum buffer (default: the parameters').
+    layout: ``'flax'`` (matrices ``(in, out)``, default) or ``'torch'`` (``(out, in)``): which axis is
+      :math:`n_{out}` in the paper's shape factor (see the module docstring).
 
   Returns:
     An ``optax.GradientTransformation`` with state :class:`ScaleByAuonState`.
@@ -106,21 +119,23 @@ def scale_by_auon(momentum: float = 0.95, ns_steps: int = 0, convention: str = '
     >>> [f'{v:.3f}' for v in u['w'].ravel().tolist()]  # (0.6, 0.8) divided by cosh-RMS 1.14
     ['0.527', '0.000', '0.000', '0.702']
   """
-  if convention not in CONVENTIONS:
-    raise ValueError(f'convention must be one of {sorted(CONVENTIONS)}, got {convention!r}')
-  checks.check('momentum', momentum, lambda v: 0 <= v <= 1, 'in [0, 1]')
-  checks.check('ns_steps', ns_steps, lambda v: v >= 0 and v == int(v), 'a non-negative integer')
-  gamma = CONVENTIONS[convention]['gamma'] if gamma is None else gamma
-  checks.check('gamma', gamma, lambda v: v > 0, 'positive and finite')
+  with checks.owner('scale_by_auon') as name:
+    checks.one_of('convention', convention, tuple(CONVENTIONS))
+    checks.one_of('layout', layout, LAYOUTS)
+    checks.check('momentum', momentum, lambda v: 0 <= v <= 1, 'in [0, 1]')
+    checks.check('ns_steps', ns_steps, lambda v: v >= 0 and v == int(v), 'a non-negative integer')
+    gamma = CONVENTIONS[convention]['gamma'] if gamma is None else gamma
+    checks.positive('gamma', gamma)
 
   def init_fn(params):
     return ScaleByAuonState(mu=optax.tree.zeros_like(params, dtype=mu_dtype))
 
   def update_fn(updates, state, params=None):
     del params
+    checks.same_structure(updates, state.mu, name)
     mu = jax.tree.map(lambda g, m: momentum * m + (1 - momentum) * g, updates, state.mu)
     nesterov = jax.tree.map(lambda g, m: momentum * m + (1 - momentum) * g, updates, mu)
-    direction = functools.partial(_direction, gamma=gamma, ns_steps=ns_steps, convention=convention)
+    direction = functools.partial(_direction, gamma=gamma, ns_steps=ns_steps, convention=convention, layout=layout)
     out = jax.tree.map(lambda d, g: direction(d).astype(g.dtype), nesterov, updates)
     # The buffer keeps its dtype (a traced float32 momentum would otherwise promote a bf16 buffer).
     mu = jax.tree.map(lambda new, old: new.astype(old.dtype), mu, state.mu)
@@ -130,7 +145,8 @@ def scale_by_auon(momentum: float = 0.95, ns_steps: int = 0, convention: str = '
 
 
 def scale_by_hybrid_auon(momentum: float = 0.95, ns_steps: int | None = None, convention: str = 'paper',
-                         gamma: float | None = None, mu_dtype: Any = None) -> optax.GradientTransformation:
+                         gamma: float | None = None, mu_dtype: Any = None, layout: str = 'flax'
+                         ) -> optax.GradientTransformation:
   """Hybrid-AuON's direction: :func:`scale_by_auon` with Newton-Schulz steps on matrices.
 
   ``ns_steps=None`` takes the convention's count: 1 for ``'paper'`` ("a single Newton-Schulz iteration"),
@@ -142,26 +158,28 @@ def scale_by_hybrid_auon(momentum: float = 0.95, ns_steps: int | None = None, co
     convention: ``'paper'`` or ``'code'``; see :func:`scale_by_auon`.
     gamma: cosh temperature (``None``: the convention's).
     mu_dtype: dtype of the momentum buffer.
+    layout: ``'flax'`` (``(in, out)``, default) or ``'torch'`` (``(out, in)``); see :func:`scale_by_auon`.
 
   Returns:
     An ``optax.GradientTransformation``.
   """
-  if convention not in CONVENTIONS:
-    raise ValueError(f'convention must be one of {sorted(CONVENTIONS)}, got {convention!r}')
-  ns_steps = CONVENTIONS[convention]['ns_steps'] if ns_steps is None else ns_steps
-  checks.check('ns_steps', ns_steps, lambda v: v >= 1 and v == int(v), 'an integer >= 1 for Hybrid-AuON')
-  return scale_by_auon(momentum, ns_steps, convention, gamma, mu_dtype)
+  with checks.owner('scale_by_hybrid_auon'):
+    checks.one_of('convention', convention, tuple(CONVENTIONS))
+    ns_steps = CONVENTIONS[convention]['ns_steps'] if ns_steps is None else ns_steps
+    checks.check('ns_steps', ns_steps, lambda v: v >= 1 and v == int(v), 'an integer >= 1 for Hybrid-AuON')
+    return scale_by_auon(momentum, ns_steps, convention, gamma, mu_dtype, layout)
 
 
 def _chain(direction, learning_rate, weight_decay):
-  checks.check('weight_decay', weight_decay, lambda v: v >= 0, 'non-negative and finite')
+  checks.learning_rate(learning_rate)
+  checks.non_negative('weight_decay', weight_decay)
   decay = [] if isinstance(weight_decay, (int, float)) and weight_decay == 0 else [
       optax.add_decayed_weights(weight_decay)]
   return optax.chain(direction, *decay, optax.scale_by_learning_rate(learning_rate))
 
 
 def auon(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.95, weight_decay: float = 0.0,
-         convention: str = 'paper', gamma: float | None = None, mu_dtype: Any = None
+         convention: str = 'paper', gamma: float | None = None, mu_dtype: Any = None, layout: str = 'flax'
          ) -> optax.GradientTransformation:
   r"""AuON (arXiv 2509.24320): :math:`\theta \leftarrow \theta(1 - \eta\lambda) - \eta\, U`.
 
@@ -177,6 +195,8 @@ def auon(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.95, weight_d
     convention: ``'paper'`` (default) or ``'code'``.
     gamma: cosh temperature (``None``: the convention's).
     mu_dtype: dtype of the momentum buffer.
+    layout: ``'flax'`` (``(in, out)`` matrices, default) or ``'torch'`` (``(out, in)``); see
+      :func:`scale_by_auon`.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -191,12 +211,13 @@ def auon(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.95, weight_d
     >>> jax.tree.map(jnp.shape, optax.apply_updates(params, u))
     {'b': (2,), 'w': (3, 2)}
   """
-  return _chain(scale_by_auon(momentum, 0, convention, gamma, mu_dtype), learning_rate, weight_decay)
+  with checks.owner('auon'):
+    return _chain(scale_by_auon(momentum, 0, convention, gamma, mu_dtype, layout), learning_rate, weight_decay)
 
 
 def hybrid_auon(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.95, weight_decay: float = 0.0,
                 ns_steps: int | None = None, convention: str = 'paper', gamma: float | None = None,
-                mu_dtype: Any = None) -> optax.GradientTransformation:
+                mu_dtype: Any = None, layout: str = 'flax') -> optax.GradientTransformation:
   r"""Hybrid-AuON: AuON after ``ns_steps`` quintic Newton-Schulz iterations on each matrix.
 
   ``chain(scale_by_hybrid_auon, add_decayed_weights, scale_by_learning_rate)``; see
@@ -210,6 +231,7 @@ def hybrid_auon(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.95, w
     convention: ``'paper'`` (default) or ``'code'``.
     gamma: cosh temperature (``None``: the convention's).
     mu_dtype: dtype of the momentum buffer.
+    layout: ``'flax'`` (``(in, out)``, default) or ``'torch'`` (``(out, in)``); see :func:`scale_by_auon`.
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -223,5 +245,6 @@ def hybrid_auon(learning_rate: optax.ScalarOrSchedule, momentum: float = 0.95, w
     >>> u['w'].shape
     (3, 2)
   """
-  return _chain(scale_by_hybrid_auon(momentum, ns_steps, convention, gamma, mu_dtype), learning_rate,
-                weight_decay)
+  with checks.owner('hybrid_auon'):
+    return _chain(scale_by_hybrid_auon(momentum, ns_steps, convention, gamma, mu_dtype, layout), learning_rate,
+                  weight_decay)

@@ -31,13 +31,14 @@ params is never averaged. The averages are kept in float32 or wider (``accumulat
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from optim import checks
 
 PyTree = Any
 
@@ -52,7 +53,7 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
     return
   v = np.asarray(value)
   if v.shape != () or not np.issubdtype(v.dtype, np.integer) or v < minimum:
-    raise ValueError(f'{name} must be an integer >= {minimum}, got {value!r}')
+    raise ValueError(f'{checks.qualified(name)} must be an integer >= {minimum}, got {value!r}')
 
 
 def _iterates(updates: PyTree, params: PyTree | None, what: str) -> PyTree:
@@ -91,8 +92,9 @@ def tail_average(start: int = 0, every: int = 1, second_moment: bool = False,
     A ``GradientTransformation`` that returns the updates unchanged; read the average with
     :func:`averaged_params` and :func:`averaged_second_moment`.
   """
-  _check_int('start', start, 0)
-  _check_int('every', every, 1)
+  with checks.owner('tail_average') as name:
+    _check_int('start', start, 0)
+    _check_int('every', every, 1)
 
   def init_fn(params):
     mean = jax.tree.map(lambda p: jnp.zeros(p.shape, _acc_dtype(p, accumulator_dtype)), params)
@@ -102,7 +104,7 @@ def tail_average(start: int = 0, every: int = 1, second_moment: bool = False,
     return TailAverageState(zero, zero, mean, second)
 
   def update_fn(updates, state, params=None):
-    theta = _iterates(updates, params, 'tail_average')
+    theta = _iterates(updates, params, name)
     count = optax.safe_increment(state.count)
     take = (count > start) & ((count - start) % every == 0)
     k = state.num_averaged + take.astype(jnp.int32)
@@ -125,7 +127,8 @@ def swa(start: int, every: int = 1, accumulator_dtype: Any = None) -> optax.Grad
   """Stochastic weight averaging (Izmailov et al., arXiv 1803.05407): :func:`tail_average` of every
   ``every``-th iterate after ``start`` (the paper's cycle length ``c``; ``every = steps per epoch`` for its
   per-epoch average with a constant learning rate)."""
-  return tail_average(start=start, every=every, accumulator_dtype=accumulator_dtype)
+  with checks.owner('swa'):
+    return tail_average(start=start, every=every, accumulator_dtype=accumulator_dtype)
 
 
 class EmaParamsState(NamedTuple):
@@ -150,8 +153,8 @@ def ema_params(decay: float, accumulator_dtype: Any = None) -> optax.GradientTra
   Returns:
     A ``GradientTransformation`` returning the updates unchanged; read with :func:`averaged_params`.
   """
-  if not isinstance(decay, jax.core.Tracer) and not (0 <= float(decay) < 1 and math.isfinite(float(decay))):
-    raise ValueError(f'decay must be in [0, 1), got {decay!r}')
+  with checks.owner('ema_params'):
+    checks.decay_rate('decay', decay)
   inner = optax.ema(decay, debias=False, accumulator_dtype=accumulator_dtype)
 
   def init_fn(params):

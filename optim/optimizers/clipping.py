@@ -3,7 +3,7 @@
 Pan & Li, "Toward Understanding Why Adam Converges Faster Than SGD for Transformers", arXiv 2306.00204: a small
 fraction of coordinates carries most of the directional sharpness of SGD's step; clipping those coordinates to
 the magnitude of the next largest one reduces it. The threshold is global over all parameters, as in the
-authors' research code (``clip_top_coordinates``): with ``N`` coordinates and ``k = floor(N * fraction)``,
+authors' research code (``clip_top_coordinates``): with ``N`` coordinates and ``k = floor(N * fraction)``::
 
     tau = threshold_scale * (k+1)-th largest |g|   (0-indexed: sorted(|g|, descending)[k]; tau = 0 when k = N)
     g_i <- g_i if |g_i| < tau else sign(g_i) * tau
@@ -101,8 +101,9 @@ def coordinate_clip(fraction: float = 0.01, threshold_scale: float = 1.0) -> opt
 
   arXiv 2306.00204.
   """
-  checks.check('fraction', fraction, lambda v: 0 <= v <= 1, 'in [0, 1]')
-  checks.non_negative('threshold_scale', threshold_scale)
+  with checks.owner('coordinate_clip'):
+    checks.check('fraction', fraction, lambda v: 0 <= v <= 1, 'in [0, 1]')
+    checks.non_negative('threshold_scale', threshold_scale)
 
   def update_fn(updates, state, params=None):
     del params
@@ -148,10 +149,11 @@ def coordinate_clip_sgd(learning_rate: optax.ScalarOrSchedule, fraction: float =
 
   arXiv 2306.00204.
   """
-  checks.non_negative('learning_rate', learning_rate)
-  checks.non_negative('weight_decay', weight_decay)
-  checks.decay_rate('momentum', momentum)
-  return optax.chain(
-      coordinate_clip(fraction, threshold_scale),
-      optax.add_decayed_weights(weight_decay),
-      optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov))
+  with checks.owner('coordinate_clip_sgd'):
+    checks.learning_rate(learning_rate)
+    checks.non_negative('weight_decay', weight_decay)
+    checks.decay_rate('momentum', momentum)
+    return checks.structure_checked(optax.chain(
+        coordinate_clip(fraction, threshold_scale),
+        optax.add_decayed_weights(weight_decay),
+        optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)), 'coordinate_clip_sgd')

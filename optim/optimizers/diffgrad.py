@@ -29,23 +29,26 @@ class ScaleByDiffGradState(NamedTuple):
 
 
 def scale_by_diffgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-                      mu_dtype: Any = None) -> optax.GradientTransformation:
+                      mu_dtype: Any = None, eps_root: float = 0.0) -> optax.GradientTransformation:
   r"""The diffGrad direction: Adam's, scaled per coordinate by a friction coefficient in (1/2, 1).
 
   .. math::
 
     m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
     \xi_t &= \mathrm{sigmoid}(|g_{t-1} - g_t|) \qquad (g_0 = 0) \\
-    u_t &= \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\, \frac{\xi_t \odot m_t}{\sqrt{v_t} + \epsilon}
+    u_t &= \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\, \frac{\xi_t \odot m_t}{\sqrt{v_t + \epsilon_{root}} + \epsilon}
 
   ``eps`` is added to the uncorrected ``sqrt(v)``, as in the authors' code; the paper's bias-corrected
-  ``m_hat / (sqrt(v_hat) + eps)`` is the same with ``eps`` replaced by ``eps * sqrt(1 - b2^t)``.
+  ``m_hat / (sqrt(v_hat) + eps)`` is the same with ``eps`` replaced by ``eps * sqrt(1 - b2^t)``. ``eps_root``
+  (inside the square root) is 0 in the authors' code and 1e-15 in pytorch-optimizer's ``DiffGrad``
+  (``eps_root=1e-15`` reproduces it, with its ``weight_decouple=False``).
 
   Args:
     b1: decay of the first moment, in [0, 1).
     b2: decay of the second moment, in [0, 1).
     eps: added to ``sqrt(v)``.
     mu_dtype: dtype of the stored first moment (``None``: the parameters' dtype).
+    eps_root: added to ``v`` inside the square root (0: the authors'; 1e-15: pytorch-optimizer's).
 
   Returns:
     An ``optax.GradientTransformation``; updates keep the gradients' dtypes.
@@ -60,9 +63,11 @@ def scale_by_diffgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
 
   arXiv 1909.11015; official code github.com/shivram1987/diffGrad (``diffGrad_v2.py``).
   """
-  checks.decay_rate('b1', b1)
-  checks.decay_rate('b2', b2)
-  checks.non_negative('eps', eps)
+  with checks.owner('scale_by_diffgrad'):
+    checks.decay_rate('b1', b1)
+    checks.decay_rate('b2', b2)
+    checks.non_negative('eps', eps)
+    checks.non_negative('eps_root', eps_root)
 
   def init_fn(params):
     return ScaleByDiffGradState(
@@ -81,7 +86,7 @@ def scale_by_diffgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
       m_new = b1 * m + (1 - b1) * g
       v_new = b2 * v + (1 - b2) * g * g
       friction = jax.nn.sigmoid(jnp.abs(g_prev - g))
-      u = step * friction * m_new / (jnp.sqrt(v_new) + eps)
+      u = step * friction * m_new / (jnp.sqrt(v_new + eps_root) + eps)
       return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype), g.astype(g_prev.dtype)
 
     out = jax.tree.map(leaf, updates, state.mu, state.nu, state.prev_grad)
@@ -92,7 +97,7 @@ def scale_by_diffgrad(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
 
 
 def diffgrad(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,
-             eps: float = 1e-8, weight_decay: float = 0.0, mu_dtype: Any = None
+             eps: float = 1e-8, weight_decay: float = 0.0, mu_dtype: Any = None, eps_root: float = 0.0
              ) -> optax.GradientTransformation:
   r"""diffGrad with the official code's coupled L2 weight decay.
 
@@ -106,6 +111,8 @@ def diffgrad(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: 
     eps: added to ``sqrt(v)``.
     weight_decay: coupled L2 coefficient (``0``: none).
     mu_dtype: dtype of the stored first moment.
+    eps_root: added to ``v`` inside the square root: 0 (default) as the authors' code, 1e-15 as
+      pytorch-optimizer's ``DiffGrad`` (see :func:`scale_by_diffgrad`).
 
   Returns:
     ``chain(add_decayed_weights(weight_decay), scale_by_diffgrad(...), scale_by_learning_rate(learning_rate))``.
@@ -124,9 +131,10 @@ def diffgrad(learning_rate: optax.ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: 
 
   arXiv 1909.11015.
   """
-  checks.non_negative('learning_rate', learning_rate)
-  checks.non_negative('weight_decay', weight_decay)
-  return optax.chain(
-      optax.add_decayed_weights(weight_decay),
-      scale_by_diffgrad(b1=b1, b2=b2, eps=eps, mu_dtype=mu_dtype),
-      optax.scale_by_learning_rate(learning_rate))
+  with checks.owner('diffgrad'):
+    checks.learning_rate(learning_rate)
+    checks.non_negative('weight_decay', weight_decay)
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay),
+        scale_by_diffgrad(b1=b1, b2=b2, eps=eps, mu_dtype=mu_dtype, eps_root=eps_root),
+        optax.scale_by_learning_rate(learning_rate))

@@ -12,7 +12,7 @@ with signSGD), and it has no coordinate or blockwise selection.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -234,17 +234,18 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
     >>> jax.tree.map(jnp.shape, (state.mu, state.projector))  # Adam on 2 of 4 directions of w
     ({'b': (4,), 'w': (8, 2)}, {'b': MaskedNode(), 'w': (2, 4)})
   """
-  checks.check('density', density, lambda v: 0 <= v <= 1, 'in [0, 1]')
-  checks.check('update_gap', update_gap, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
-  for name, value in (('b1', b1), ('b2', b2)):
-    checks.check(name, value, lambda v: 0 <= v < 1, 'in [0, 1)')
-  for name, value in (('eps', eps), ('inactive_lr_scale', inactive_lr_scale),
-                      ('proj_params_lr_scale', proj_params_lr_scale)):
-    checks.check(name, value, lambda v: v >= 0, 'non-negative and finite')
-  checks.one_of('projection', projection, PROJECTIONS)
-  checks.one_of('proj_side', proj_side, PROJ_SIDES)
-  checks.one_of('inactive_update_rule', inactive_update_rule, INACTIVE_RULES)
-  checks.one_of('block_order', block_order, BLOCK_ORDERS)
+  with checks.owner('scale_by_frugal') as what:
+    checks.check('density', density, lambda v: 0 <= v <= 1, 'in [0, 1]')
+    checks.check('update_gap', update_gap, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
+    for name, value in (('b1', b1), ('b2', b2)):
+      checks.check(name, value, lambda v: 0 <= v < 1, 'in [0, 1)')
+    for name, value in (('eps', eps), ('inactive_lr_scale', inactive_lr_scale),
+                        ('proj_params_lr_scale', proj_params_lr_scale)):
+      checks.check(name, value, lambda v: v >= 0, 'non-negative and finite')
+    checks.one_of('projection', projection, PROJECTIONS)
+    checks.one_of('proj_side', proj_side, PROJ_SIDES)
+    checks.one_of('inactive_update_rule', inactive_update_rule, INACTIVE_RULES)
+    checks.one_of('block_order', block_order, BLOCK_ORDERS)
   blocks = projection == 'blocks'
 
   def zeros(shape, like):
@@ -307,7 +308,11 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
   def update_fn(updates, state, params=None):
     del params
     flat, treedef = jax.tree.flatten(updates)
-    mus = treedef.flatten_up_to(state.mu)  # raises on a tree that does not match the state's
+    try:  # the moments have the updates' structure, with low-rank or masked leaves where projected
+      mus = treedef.flatten_up_to(state.mu)
+    except (ValueError, TypeError) as error:
+      raise ValueError(f'{what}: the updates tree {treedef} does not match the tree the state was initialised '
+                       f'with ({error})') from None
     nus = treedef.flatten_up_to(state.nu)
     projectors = treedef.flatten_up_to(state.projector)
     proj = _projected_leaves(projected, updates)
@@ -419,11 +424,13 @@ def frugal(learning_rate: optax.ScalarOrSchedule, density: float = 0.25, update_
     >>> jax.tree.map(jnp.shape, optax.apply_updates(params, u))
     {'b': (4,), 'w': (6, 4)}
   """
-  checks.check('weight_decay', weight_decay, lambda v: v >= 0, 'non-negative and finite')
-  decay = [] if isinstance(weight_decay, (int, float)) and weight_decay == 0 else [
-      optax.add_decayed_weights(weight_decay)]
-  return optax.chain(
-      scale_by_frugal(density, update_gap, projection, proj_side, b1, b2, eps, reset_statistics,
-                      inactive_update_rule, inactive_lr_scale, proj_params_lr_scale, block_order, projected, seed,
-                      mu_dtype),
-      *decay, optax.scale_by_learning_rate(learning_rate))
+  with checks.owner('frugal'):
+    checks.learning_rate(learning_rate)
+    checks.non_negative('weight_decay', weight_decay)
+    decay = [] if isinstance(weight_decay, (int, float)) and weight_decay == 0 else [
+        optax.add_decayed_weights(weight_decay)]
+    return optax.chain(
+        scale_by_frugal(density, update_gap, projection, proj_side, b1, b2, eps, reset_statistics,
+                        inactive_update_rule, inactive_lr_scale, proj_params_lr_scale, block_order, projected, seed,
+                        mu_dtype),
+        *decay, optax.scale_by_learning_rate(learning_rate))

@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from optim import checks
+
 
 PyTree = Any
 
@@ -47,7 +49,7 @@ def _check(name: str, value: Any, ok, expected: str) -> None:
     return
   v = float(np.asarray(value))
   if math.isnan(v) or not ok(v):
-    raise ValueError(f'{name} must be {expected}, got {value!r}')
+    raise ValueError(f'{checks.qualified(name)} must be {expected}, got {value!r}')
 
 
 def _noise_dtype(x: jax.Array):
@@ -93,8 +95,9 @@ def add_langevin_noise(learning_rate: optax.ScalarOrSchedule, beta: float = 1.0,
     A ``GradientTransformation``; the noise is drawn in float32 (float64 for float64 leaves) and the updates
     are returned in their own dtype.
   """
-  _check('beta', beta, lambda v: v > 0, 'positive')
-  _check('learning_rate', learning_rate, lambda v: v >= 0 and math.isfinite(v), 'non-negative and finite')
+  with checks.owner('add_langevin_noise'):
+    _check('beta', beta, lambda v: v > 0, 'positive')
+    checks.learning_rate(learning_rate)
 
   def init_fn(params):
     del params
@@ -127,7 +130,8 @@ def project_to_sphere(radius: float = 1.0, tangent: bool = True) -> optax.Gradie
   Returns:
     A stateless ``GradientTransformation`` whose ``update`` needs ``params``.
   """
-  _check('radius', radius, lambda v: v > 0 and math.isfinite(v), 'positive and finite')
+  with checks.owner('project_to_sphere'):
+    _check('radius', radius, lambda v: v > 0 and math.isfinite(v), 'positive and finite')
 
   def update_fn(updates, state, params=None):
     if params is None:
@@ -175,7 +179,8 @@ def sgld(learning_rate: optax.ScalarOrSchedule, beta: float = 1.0, seed: int = 0
     >>> round(float(jnp.linalg.norm(theta + u)), 5)
     1.0
   """
-  parts = [optax.scale_by_learning_rate(learning_rate), add_langevin_noise(learning_rate, beta, seed)]
-  if sphere_radius is not None:
-    parts.append(project_to_sphere(sphere_radius))
-  return optax.chain(*parts)
+  with checks.owner('sgld'):
+    parts = [optax.scale_by_learning_rate(learning_rate), add_langevin_noise(learning_rate, beta, seed)]
+    if sphere_radius is not None:
+      parts.append(project_to_sphere(sphere_radius))
+    return optax.chain(*parts)

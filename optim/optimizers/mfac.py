@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from optim import checks
@@ -28,11 +27,9 @@ _HIGHEST = jax.lax.Precision.HIGHEST  # the authors disable TF32 for the same re
 
 def _window_size(num_grads: Any) -> int:
   if isinstance(num_grads, jax.core.Tracer):
-    raise ValueError('num_grads fixes the shape of the state and must be a concrete integer')
-  m = np.asarray(num_grads)
-  if m.ndim or m != int(m) or int(m) < 1:
-    raise ValueError(f'num_grads must be an integer >= 1, got {num_grads!r}')
-  return int(m)
+    raise ValueError(f"{checks.qualified('num_grads')} fixes the shape of the state and must be a concrete integer")
+  checks.positive_int('num_grads', num_grads)
+  return int(num_grads)
 
 
 def _dots(window: PyTree, v: PyTree) -> jax.Array:
@@ -129,8 +126,9 @@ def scale_by_mfac(num_grads: int = 1024, damping: float = 1e-5, dtype: Any = Non
     >>> [round(x, 5) for x in direction.tolist()]   # first step: g / (damping + |g|^2 / m)
     [1.33333, 0.0]
   """
-  m = _window_size(num_grads) if not isinstance(num_grads, jax.core.Tracer) else None
-  checks.check('damping', damping, lambda v: v > 0, 'finite and > 0')
+  with checks.owner('scale_by_mfac'):
+    m = _window_size(num_grads) if not isinstance(num_grads, jax.core.Tracer) else None
+    checks.positive('damping', damping)
 
   def init_fn(params):
     size = m if m is not None else _window_size(num_grads)
@@ -208,11 +206,12 @@ def mfac(learning_rate: optax.ScalarOrSchedule, num_grads: int = 1024, damping: 
 
   arXiv 2107.03356.
   """
-  checks.non_negative('weight_decay', weight_decay)
-  checks.decay_rate('momentum', momentum)
-  checks.non_negative('learning_rate', learning_rate)
-  parts = [optax.add_decayed_weights(weight_decay), scale_by_mfac(num_grads, damping, dtype)]
-  # A Python 0 skips the EMA (no state, as the authors' code); an array (inject_hyperparams) always keeps it.
-  if not (isinstance(momentum, numbers.Number) and momentum == 0):
-    parts.append(optax.ema(momentum, debias=False))
-  return optax.chain(*parts, optax.scale_by_learning_rate(learning_rate))
+  with checks.owner('mfac'):
+    checks.non_negative('weight_decay', weight_decay)
+    checks.decay_rate('momentum', momentum)
+    checks.learning_rate(learning_rate)
+    parts = [optax.add_decayed_weights(weight_decay), scale_by_mfac(num_grads, damping, dtype)]
+    # A Python 0 skips the EMA (no state, as the authors' code); an array (inject_hyperparams) always keeps it.
+    if not (isinstance(momentum, numbers.Number) and momentum == 0):
+      parts.append(optax.ema(momentum, debias=False))
+    return optax.chain(*parts, optax.scale_by_learning_rate(learning_rate))

@@ -80,10 +80,11 @@ def scale_by_rolling_ball(learning_rate: optax.ScalarOrSchedule, radius: float =
     A ``GradientTransformationExtraArgs`` whose ``update`` needs ``params`` and
     ``value_and_grad_fn=`` (params -> (loss, grads) on the *current* batch).
   """
-  checks.non_negative('radius', radius)
-  checks.check('projection_step_size', projection_step_size, lambda v: v > 0, 'finite and > 0')
-  checks.check('num_projection_steps', num_projection_steps, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
-  checks.non_negative('learning_rate', learning_rate)
+  with checks.owner('scale_by_rolling_ball'):
+    checks.non_negative('radius', radius)
+    checks.check('projection_step_size', projection_step_size, lambda v: v > 0, 'finite and > 0')
+    checks.check('num_projection_steps', num_projection_steps, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
+    checks.learning_rate(learning_rate)
 
   def init_fn(params):
     del params

@@ -16,6 +16,11 @@ Conventions (the paper and the authors' code ``sgd_sai.py`` v1.0.3 disagree; the
   ~1e8 times their neighbours'. Here they get ``degenerate_gsnr`` (default ``1.0``, a plain momentum step);
   ``degenerate_gsnr=None`` reproduces the official value.
 * ``momentum=0`` (which crashes the official code) means ``m = g``.
+
+pytorch-optimizer's ``SGDSaI`` differs in two ways, each one argument away: its momentum starts at zero
+(``m_1 = (1 - mu) g_1``: ``momentum_start='zero'``), and tensors with fewer than two dimensions, or with a single
+output, are scaled by ``||g||`` instead of the g-SNR, as are blocks whose std is exactly zero
+(``vector_scale='norm'``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import optax
 from optim import checks
 
 PyTree = Any
+MOMENTUM_STARTS = ('gradient', 'zero')
+VECTOR_SCALES = ('gsnr', 'norm')
 
 
 class ScaleBySGDSaIState(NamedTuple):
@@ -56,14 +63,14 @@ def gsnr(g: jax.Array, eps: float = 1e-8, degenerate: float | None = 1.0) -> jax
 
 
 def scale_by_sgd_sai(momentum: float = 0.9, eps: float = 1e-8, normalize: bool = False,
-                     degenerate_gsnr: float | None = 1.0, mu_dtype: Any = None
-                     ) -> optax.GradientTransformation:
+                     degenerate_gsnr: float | None = 1.0, mu_dtype: Any = None, momentum_start: str = 'gradient',
+                     vector_scale: str = 'gsnr') -> optax.GradientTransformation:
   r"""The SGD-SaI direction: a per-block constant times the momentum.
 
   .. math::
 
     s_b &= \frac{\|g_{1,b}\|_2}{\mathrm{std}(g_{1,b}) + \epsilon} \quad\text{(once, at the first step)} \\
-    m_1 &= g_1, \qquad m_t = \mu m_{t-1} + (1-\mu) g_t \\
+    m_1 &= g_1 \text{ (or } (1-\mu) g_1 \text{)}, \qquad m_t = \mu m_{t-1} + (1-\mu) g_t \\
     u_{t,b} &= s_b\, m_{t,b}
 
   The g-SNR is computed inside the jitted update under ``lax.cond`` on the step count, so later steps skip
@@ -75,6 +82,11 @@ def scale_by_sgd_sai(momentum: float = 0.9, eps: float = 1e-8, normalize: bool =
     normalize: divide every ``s_b`` by ``max_b s_b`` (the paper's Algorithm 1; not in the official code).
     degenerate_gsnr: ``s_b`` of blocks with one element or ``std = 0``; ``None``: the official ``||g|| / eps``.
     mu_dtype: dtype of the stored momentum.
+    momentum_start: ``'gradient'`` (``m_1 = g_1``, the authors' code) or ``'zero'`` (``m_0 = 0``, so
+      ``m_1 = (1 - mu) g_1``, pytorch-optimizer's).
+    vector_scale: ``'gsnr'`` (every block by its g-SNR, the authors') or ``'norm'`` (pytorch-optimizer's:
+      ``s_b = ||g_1||`` for leaves with fewer than two dimensions or a single output, the last axis in flax's
+      layout, and for blocks whose std is exactly zero; ``degenerate_gsnr`` is then unused).
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -92,10 +104,23 @@ def scale_by_sgd_sai(momentum: float = 0.9, eps: float = 1e-8, normalize: bool =
 
   arXiv 2412.11768; official code github.com/AnonymousAlethiometer/SGD_SaI (v1.0.3).
   """
-  checks.decay_rate('momentum', momentum)
-  checks.non_negative('eps', eps)
-  if degenerate_gsnr is not None:
-    checks.non_negative('degenerate_gsnr', degenerate_gsnr)
+  with checks.owner('scale_by_sgd_sai'):
+    checks.decay_rate('momentum', momentum)
+    checks.non_negative('eps', eps)
+    if degenerate_gsnr is not None:
+      checks.non_negative('degenerate_gsnr', degenerate_gsnr)
+    checks.one_of('momentum_start', momentum_start, MOMENTUM_STARTS)
+    checks.one_of('vector_scale', vector_scale, VECTOR_SCALES)
+
+  def block_scale(g):
+    if vector_scale == 'gsnr':
+      return gsnr(g, eps, degenerate_gsnr)
+    g = g.astype(jnp.promote_types(g.dtype, jnp.float32))
+    norm = jnp.sqrt(jnp.sum(g * g))
+    if g.ndim < 2 or g.shape[-1] == 1:
+      return norm
+    std = jnp.std(g, ddof=1)
+    return jnp.where(std != 0, norm / (std + eps), norm)
 
   def init_fn(params):
     scalar = lambda p: jnp.zeros([], jnp.promote_types(p.dtype, jnp.float32))
@@ -103,7 +128,7 @@ def scale_by_sgd_sai(momentum: float = 0.9, eps: float = 1e-8, normalize: bool =
                               optax.tree.zeros_like(params, dtype=mu_dtype))
 
   def first_gsnr(updates):
-    s = jax.tree.map(lambda g: gsnr(g, eps, degenerate_gsnr), updates)
+    s = jax.tree.map(block_scale, updates)
     if normalize:
       largest = jnp.max(jnp.stack([x.astype(jnp.float32) for x in jax.tree.leaves(s)]))
       s = jax.tree.map(lambda x: x / largest.astype(x.dtype), s)
@@ -117,7 +142,9 @@ def scale_by_sgd_sai(momentum: float = 0.9, eps: float = 1e-8, normalize: bool =
     s = jax.tree.map(lambda new, old: new.astype(old.dtype), s, state.gsnr)
 
     def leaf(g, m, scale):
-      m_new = jnp.where(first, g, momentum * m + (1 - momentum) * g)
+      m_new = momentum * m + (1 - momentum) * g
+      if momentum_start == 'gradient':
+        m_new = jnp.where(first, g, m_new)
       return (scale * m_new).astype(g.dtype), m_new.astype(m.dtype)
 
     out = jax.tree.map(leaf, updates, state.mu, s)
@@ -129,7 +156,8 @@ def scale_by_sgd_sai(momentum: float = 0.9, eps: float = 1e-8, normalize: bool =
 
 def sgd_sai(learning_rate: optax.ScalarOrSchedule = 1e-2, momentum: float = 0.9, eps: float = 1e-8,
             weight_decay: float = 1e-2, normalize: bool = False, degenerate_gsnr: float | None = 1.0,
-            mu_dtype: Any = None) -> optax.GradientTransformation:
+            mu_dtype: Any = None, momentum_start: str = 'gradient', vector_scale: str = 'gsnr'
+            ) -> optax.GradientTransformation:
   r"""SGD-SaI with the official defaults and decoupled weight decay.
 
   ``theta <- theta (1 - lr wd) - lr s_b m`` as in ``sgd_sai.py``.
@@ -142,6 +170,8 @@ def sgd_sai(learning_rate: optax.ScalarOrSchedule = 1e-2, momentum: float = 0.9,
     normalize: divide the g-SNRs by their maximum (the paper's Algorithm 1).
     degenerate_gsnr: scale of blocks with one element or ``std = 0`` (``None``: the official ``||g|| / eps``).
     mu_dtype: dtype of the stored momentum.
+    momentum_start: ``'gradient'`` (authors') or ``'zero'`` (pytorch-optimizer's); see :func:`scale_by_sgd_sai`.
+    vector_scale: ``'gsnr'`` (authors') or ``'norm'`` (pytorch-optimizer's); see :func:`scale_by_sgd_sai`.
 
   Returns:
     ``chain(scale_by_sgd_sai, add_decayed_weights(weight_decay), scale_by_learning_rate(learning_rate))``.
@@ -157,10 +187,11 @@ def sgd_sai(learning_rate: optax.ScalarOrSchedule = 1e-2, momentum: float = 0.9,
 
   arXiv 2412.11768.
   """
-  checks.non_negative('learning_rate', learning_rate)
-  checks.non_negative('weight_decay', weight_decay)
-  return optax.chain(
-      scale_by_sgd_sai(momentum=momentum, eps=eps, normalize=normalize, degenerate_gsnr=degenerate_gsnr,
-                       mu_dtype=mu_dtype),
-      optax.add_decayed_weights(weight_decay),
-      optax.scale_by_learning_rate(learning_rate))
+  with checks.owner('sgd_sai'):
+    checks.learning_rate(learning_rate)
+    checks.non_negative('weight_decay', weight_decay)
+    return optax.chain(
+        scale_by_sgd_sai(momentum=momentum, eps=eps, normalize=normalize, degenerate_gsnr=degenerate_gsnr,
+                         mu_dtype=mu_dtype, momentum_start=momentum_start, vector_scale=vector_scale),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale_by_learning_rate(learning_rate))

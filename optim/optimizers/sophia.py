@@ -37,10 +37,7 @@ from optim import checks
 from optim.primitives import curvature, estimators
 
 PyTree = Any
-
-
-def _check_interval(update_interval: Any) -> None:
-  checks.check('update_interval', update_interval, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
+ESTIMATE_SCHEDULES = ('paper', 'code')
 
 
 # Estimators.
@@ -145,6 +142,9 @@ def hutchinson_estimator(num_probes: int = 1, distribution: str = 'gaussian', se
                          ) -> optax.GradientTransformationExtraArgs:
   """Sophia-H's estimator as a transform: ``update(grads, state, params, obj_fn=...)`` returns ``u * (H u)``.
 
+  ``update`` also takes ``probes=`` (a tree like the parameters): the estimate is then ``u * (H u)`` for that
+  probe ``u`` instead of drawn ones, to replay another implementation's random draws.
+
   Args:
     num_probes: probes per estimate (the paper uses 1).
     distribution: ``'gaussian'`` (paper) or ``'rademacher'``.
@@ -153,16 +153,18 @@ def hutchinson_estimator(num_probes: int = 1, distribution: str = 'gaussian', se
   Returns:
     A ``GradientTransformationExtraArgs`` whose updates are the estimate.
   """
-  if not isinstance(num_probes, int) or num_probes < 1:
-    raise ValueError(f'num_probes must be an int >= 1, got {num_probes!r}')
-  if distribution not in estimators.DISTRIBUTIONS:
-    raise ValueError(f'distribution must be one of {estimators.DISTRIBUTIONS}, got {distribution!r}')
+  with checks.owner('hutchinson_estimator'):
+    checks.positive_int('num_probes', num_probes)
+    checks.one_of('distribution', distribution, tuple(estimators.DISTRIBUTIONS))
+  num_probes = int(num_probes)
 
-  def update_fn(updates, state, params=None, obj_fn=None, **unused):
+  def update_fn(updates, state, params=None, obj_fn=None, probes=None, **unused):
     del updates, unused
     if params is None or obj_fn is None:
       raise ValueError('the Hutchinson estimator needs params and obj_fn=(params -> scalar loss)')
     key, state = _next(state)
+    if probes is not None:  # replay: the probe given, u * (H u)
+      return jax.tree.map(jnp.multiply, probes, curvature.hvp(obj_fn, params, probes)), state
     return hutchinson_diagonal(obj_fn, params, key, num_probes, distribution), state
 
   return optax.GradientTransformationExtraArgs(_init_estimator(seed), update_fn)
@@ -174,7 +176,8 @@ def gauss_newton_bartlett_estimator(seed: int = 0, clip_norm: float | None = Non
 
   Without ``logits_fn`` but with ``obj_fn`` (a scalar loss has no output distribution to sample labels from),
   it falls back to one Gaussian Hutchinson probe on ``obj_fn``, i.e. Sophia-H's estimate, and warns once per
-  trace. With neither it raises.
+  trace. With neither it raises. ``update`` also takes ``labels=`` (integers shaped like the logits without
+  their last axis): they are used instead of sampled ones, to replay another implementation's draws.
 
   Args:
     seed: the key is ``fold_in(key(seed), i)`` for the ``i``-th estimate.
@@ -185,15 +188,16 @@ def gauss_newton_bartlett_estimator(seed: int = 0, clip_norm: float | None = Non
     A ``GradientTransformationExtraArgs`` whose updates are the estimate.
   """
   if clip_norm is not None:
-    checks.check('clip_norm', clip_norm, lambda v: v > 0, 'finite and > 0 (or None)')
+    with checks.owner('gauss_newton_bartlett_estimator'):
+      checks.check('clip_norm', clip_norm, lambda v: v > 0, 'finite and > 0 (or None)')
 
-  def update_fn(updates, state, params=None, logits_fn=None, obj_fn=None, **unused):
+  def update_fn(updates, state, params=None, logits_fn=None, obj_fn=None, labels=None, **unused):
     del updates, unused
     if params is None:
       raise ValueError('the Gauss-Newton-Bartlett estimator needs params')
     key, state = _next(state)
     if logits_fn is not None:
-      return gauss_newton_bartlett(logits_fn, params, key, clip_norm=clip_norm), state
+      return gauss_newton_bartlett(logits_fn, params, key, labels=labels, clip_norm=clip_norm), state
     if obj_fn is None:
       raise ValueError('sophia_g needs logits_fn=(params -> logits of the batch) to sample labels from the '
                        'model (or obj_fn=(params -> loss) for the Hutchinson fallback)')
@@ -215,7 +219,7 @@ class ScaleBySophiaState(NamedTuple):
 
 def scale_by_sophia(estimator: optax.GradientTransformation, b1: float = 0.965, b2: float = 0.99,
                     gamma: float = 0.01, eps: float = 1e-12, update_interval: int = 10,
-                    mu_dtype: Any = None) -> optax.GradientTransformationExtraArgs:
+                    mu_dtype: Any = None, estimate_schedule: str = 'paper') -> optax.GradientTransformationExtraArgs:
   """Sophia's direction: ``clip(m / max(gamma h, eps), -1, 1)`` with ``h`` refreshed every ``k`` steps.
 
   Algorithm 3 of arXiv 2305.14342, for ``t = 1, 2, ...``::
@@ -229,6 +233,13 @@ def scale_by_sophia(estimator: optax.GradientTransformation, b1: float = 0.965, 
   ``lax.cond`` so the other steps run no Hessian or Gauss-Newton product. A negative estimate (Hutchinson)
   gives ``max(gamma h, eps) = eps``: that coordinate takes the full clipped step ``sign(m)``.
 
+  ``estimate_schedule='paper'`` (default) is that schedule, Algorithm 3's. ``'code'`` is the authors' training
+  loop (``train_sophiag.py``): no estimate before step 1, so ``h = 0`` and steps 1..k are ``sign(m)`` steps,
+  then one after every k-th step. Here that estimate is taken at the start of steps k+1, 2k+1, ...: the same
+  point as theirs (the parameters after step k), on the batch of the step that uses it (theirs: the batch of
+  step k; a transform sees only the current batch, but the oracles passed to ``update`` decide, so a replay can
+  pass the previous batch).
+
   Args:
     estimator: curvature estimator transform; its ``update(grads, state, params, **oracles)`` returns the
       estimate (:func:`hutchinson_estimator`, :func:`gauss_newton_bartlett_estimator`, or your own). The
@@ -239,15 +250,20 @@ def scale_by_sophia(estimator: optax.GradientTransformation, b1: float = 0.965, 
     eps: floor of the denominator.
     update_interval: ``k``, steps between estimates.
     mu_dtype: dtype of ``m`` (default: that of the parameters).
+    estimate_schedule: ``'paper'`` (estimates before steps 1, k+1, ...) or ``'code'`` (the authors' loop:
+      after steps k, 2k, ...).
 
   Returns:
     A ``GradientTransformationExtraArgs``.
   """
-  checks.decay_rate('b1', b1)
-  checks.decay_rate('b2', b2)
-  checks.check('gamma', gamma, lambda v: v > 0, 'finite and > 0')
-  checks.non_negative('eps', eps)
-  _check_interval(update_interval)
+  with checks.owner('scale_by_sophia') as name:
+    checks.decay_rate('b1', b1)
+    checks.decay_rate('b2', b2)
+    checks.positive('gamma', gamma)
+    checks.non_negative('eps', eps)
+    checks.positive_int('update_interval', update_interval)
+    checks.one_of('estimate_schedule', estimate_schedule, ESTIMATE_SCHEDULES)
+  first = 0 if estimate_schedule == 'paper' else update_interval  # steps taken before the first estimate
   estimator = optax.with_extra_args_support(estimator)
 
   def init_fn(params):
@@ -259,9 +275,9 @@ def scale_by_sophia(estimator: optax.GradientTransformation, b1: float = 0.965, 
 
   def update_fn(updates, state, params=None, **oracles):
     if params is None:
-      raise ValueError('sophia needs params in update() for its curvature estimate')
-    checks.same_structure(updates, state.mu, 'sophia')
-    checks.same_structure(params, state.mu, 'sophia (params)')
+      raise ValueError(f'{name} needs params in update() for its curvature estimate')
+    checks.same_structure(updates, state.mu, name)
+    checks.same_structure(params, state.mu, f'{name} (params)')
     mu = optax.tree.update_moment(updates, state.mu, b1, 1)
 
     def refresh(hessian, estimator_state):
@@ -270,7 +286,8 @@ def scale_by_sophia(estimator: optax.GradientTransformation, b1: float = 0.965, 
       return optax.tree.update_moment(estimate, hessian, b2, 1), estimator_state
 
     hessian, estimator_state = jax.lax.cond(
-        state.count % update_interval == 0, refresh, lambda h, s: (h, s), state.hessian, state.estimator)
+        (state.count % update_interval == 0) & (state.count >= first), refresh, lambda h, s: (h, s),
+        state.hessian, state.estimator)
 
     def direction(m, h, g):
       dtype = jnp.promote_types(jnp.promote_types(m.dtype, h.dtype), jnp.float32)
@@ -285,24 +302,25 @@ def scale_by_sophia(estimator: optax.GradientTransformation, b1: float = 0.965, 
 
 
 def _sophia(estimator, learning_rate, b1, b2, gamma, eps, weight_decay, weight_decay_mask, update_interval,
-            mu_dtype):
+            mu_dtype, estimate_schedule):
   checks.non_negative('weight_decay', weight_decay)
-  checks.non_negative('learning_rate', learning_rate)
+  checks.learning_rate(learning_rate)
   return optax.chain(
-      scale_by_sophia(estimator, b1, b2, gamma, eps, update_interval, mu_dtype),
+      scale_by_sophia(estimator, b1, b2, gamma, eps, update_interval, mu_dtype, estimate_schedule),
       optax.add_decayed_weights(weight_decay, weight_decay_mask),
       optax.scale_by_learning_rate(learning_rate))
 
 
 def sophia_h(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float = 0.99, gamma: float = 0.01,
              eps: float = 1e-12, weight_decay: float = 0.0, weight_decay_mask: Any = None,
-             update_interval: int = 10, distribution: str = 'gaussian', seed: int = 0, mu_dtype: Any = None
-             ) -> optax.GradientTransformationExtraArgs:
+             update_interval: int = 10, distribution: str = 'gaussian', seed: int = 0, mu_dtype: Any = None,
+             estimate_schedule: str = 'paper') -> optax.GradientTransformationExtraArgs:
   """Sophia-H: Sophia with Hutchinson's Hessian-diagonal estimate (arXiv 2305.14342, Algorithms 1 and 3).
 
   ``theta <- theta - lr * (clip(m / max(gamma h, eps), -1, 1) + weight_decay * theta)`` with
   ``h <- b2 h + (1 - b2) u * (H u)``, ``u ~ N(0, I)``, every ``update_interval`` steps (see
-  :func:`scale_by_sophia`). ``update`` needs ``obj_fn=`` (params -> scalar loss on the current batch).
+  :func:`scale_by_sophia`). ``update`` needs ``obj_fn=`` (params -> scalar loss on the current batch); it also
+  takes ``probes=`` (a tree like the parameters) to use that probe instead of a drawn one (replay).
 
   Conventions: the paper's Algorithm 3 (no bias correction; estimate at steps 1, k+1, ... before the step;
   one Gaussian probe; for more, ``scale_by_sophia(hutchinson_estimator(num_probes))``). Defaults follow the
@@ -322,6 +340,8 @@ def sophia_h(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float
     distribution: ``'gaussian'`` or ``'rademacher'``.
     seed: seed of the probe keys.
     mu_dtype: dtype of the momentum.
+    estimate_schedule: ``'paper'`` (before steps 1, k+1, ...) or ``'code'`` (after steps k, 2k, ...); see
+      :func:`scale_by_sophia`.
 
   Returns:
     A ``GradientTransformationExtraArgs``.
@@ -340,28 +360,31 @@ def sophia_h(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float
     >>> bool(loss(params) < 0.1)
     True
   """
-  return _sophia(hutchinson_estimator(1, distribution, seed), learning_rate, b1, b2, gamma, eps,
-                 weight_decay, weight_decay_mask, update_interval, mu_dtype)
+  with checks.owner('sophia_h'):
+    return _sophia(hutchinson_estimator(1, distribution, seed), learning_rate, b1, b2, gamma, eps,
+                   weight_decay, weight_decay_mask, update_interval, mu_dtype, estimate_schedule)
 
 
 def sophia_g(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float = 0.99, gamma: float = 0.04,
              eps: float = 1e-12, weight_decay: float = 0.1, weight_decay_mask: Any = None,
              update_interval: int = 10, seed: int = 0, mu_dtype: Any = None,
-             estimator_clip_norm: float | None = None) -> optax.GradientTransformationExtraArgs:
+             estimator_clip_norm: float | None = None, estimate_schedule: str = 'paper'
+             ) -> optax.GradientTransformationExtraArgs:
   """Sophia-G: Sophia with the Gauss-Newton-Bartlett estimate (arXiv 2305.14342, Algorithms 2 and 3).
 
   ``theta <- theta - lr * (clip(m / max(gamma h, eps), -1, 1) + weight_decay * theta)`` with
   ``h <- b2 h + (1 - b2) B g_hat * g_hat`` every ``update_interval`` steps, ``g_hat`` the gradient of the mean
   cross-entropy on labels sampled from the model's softmax (:func:`gauss_newton_bartlett`). ``update`` needs
   ``logits_fn=`` (params -> logits of the current batch); given only ``obj_fn`` it falls back to a Hutchinson
-  probe and warns.
+  probe and warns. It also takes ``labels=`` to use those instead of sampled ones (replay).
 
   Conventions: the paper's Algorithm 3. The authors' ``SophiaG`` computes the same update with
   ``rho * bs * h`` in the denominator (``rho = gamma``, ``bs = B``) and ``+ 1e-15`` instead of the ``max``;
   in their training loop the first estimate comes after step ``k`` (``h = 0`` for steps 1..k, pure
-  ``sign(m)`` steps) instead of before step 1, and their loop clips the estimator's gradient ``g_hat`` to global
-  norm ``grad_clip = 1`` before squaring it (``estimator_clip_norm=1.0`` here; off by default, as the paper).
-  The tests reproduce their trajectory to 1e-10 from the same sampled labels. Defaults are those of the
+  ``sign(m)`` steps) instead of before step 1 (``estimate_schedule='code'``), and their loop clips the
+  estimator's gradient ``g_hat`` to global norm ``grad_clip = 1`` before squaring it (``estimator_clip_norm=1.0``
+  here; off by default, as the paper). The tests reproduce their trajectory to 1e-10 through those arguments,
+  from the same sampled labels. Defaults are those of the
   authors' ``SophiaG`` class (b1 0.965, b2 0.99, rho 0.04, wd 0.1) and training script (k = 10).
 
   Args:
@@ -377,6 +400,8 @@ def sophia_g(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float
     mu_dtype: dtype of the momentum.
     estimator_clip_norm: ``None`` (the paper's Algorithm 2) or the global norm ``g_hat`` is clipped to before
       it is squared, PyTorch-style (the authors' training loop uses 1.0; see :func:`gauss_newton_bartlett`).
+    estimate_schedule: ``'paper'`` (before steps 1, k+1, ...) or ``'code'`` (the authors' loop: after steps k,
+      2k, ...); see :func:`scale_by_sophia`.
 
   Returns:
     A ``GradientTransformationExtraArgs``.
@@ -397,8 +422,9 @@ def sophia_g(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float
     >>> bool(loss(w) < 0.5)
     True
   """
-  return _sophia(gauss_newton_bartlett_estimator(seed, estimator_clip_norm), learning_rate, b1, b2, gamma, eps,
-                 weight_decay, weight_decay_mask, update_interval, mu_dtype)
+  with checks.owner('sophia_g'):
+    return _sophia(gauss_newton_bartlett_estimator(seed, estimator_clip_norm), learning_rate, b1, b2, gamma, eps,
+                   weight_decay, weight_decay_mask, update_interval, mu_dtype, estimate_schedule)
 
 
 # Oracles for training loops and the registry (``optim.registry.ExtraArgsFn``).

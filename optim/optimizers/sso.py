@@ -105,11 +105,13 @@ def sso(learning_rate: optax.ScalarOrSchedule, inner_steps: int = 10, inner_lear
     >>> [round(float(v), 3) for v in optax.apply_updates(w, u)]   # f_t - G = y, projected: least squares
     [0.778, 1.444]
   """
-  checks.non_negative('sso: proximal_weight', proximal_weight)
-  # A traced count (optax.inject_hyperparams) makes the inner loop a while_loop; a concrete one is checked here.
-  checks.check('sso: inner_steps', inner_steps, lambda v: v >= 1 and float(v).is_integer(), 'an integer >= 1')
-  if not callable(learning_rate):
-    checks.non_negative('sso: learning_rate', learning_rate)
+  with checks.owner('sso'):
+    checks.non_negative('proximal_weight', proximal_weight)
+    # A traced count (optax.inject_hyperparams) makes the inner loop a while_loop; a concrete one is checked here.
+    checks.check('inner_steps', inner_steps, lambda v: v >= 1 and float(v).is_integer(), 'an integer >= 1')
+    checks.learning_rate(learning_rate)
+    if inner_optimizer is None:
+      checks.learning_rate(inner_learning_rate, 'inner_learning_rate')
   inner = inner_optimizer if inner_optimizer is not None else optax.sgd(inner_learning_rate)
   takes_extra = isinstance(inner, optax.GradientTransformationExtraArgs)
 

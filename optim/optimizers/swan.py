@@ -114,10 +114,10 @@ def scale_by_swan(ns_steps: int | None = None, norm_axis: str = 'fan_in', rescal
     (['0.849', '-1.131'], [])
   """
   ns_steps = DEFAULT_NS_STEPS if ns_steps is None else ns_steps
-  checks.check('ns_steps', ns_steps, lambda v: v >= 1 and v == int(v), 'an integer >= 1')
-  checks.check('eps', eps, lambda v: v >= 0, 'non-negative and finite')
-  if norm_axis not in NORM_AXES:
-    raise ValueError(f'norm_axis must be one of {sorted(NORM_AXES)}, got {norm_axis!r}')
+  with checks.owner('scale_by_swan'):
+    checks.positive_int('ns_steps', ns_steps)
+    checks.non_negative('eps', eps)
+    checks.one_of('norm_axis', norm_axis, tuple(NORM_AXES))
   axis = NORM_AXES[norm_axis]
 
   def direction(g):
@@ -165,8 +165,10 @@ def swan(learning_rate: optax.ScalarOrSchedule, ns_steps: int | None = None, nor
     >>> jax.tree.map(jnp.shape, optax.apply_updates(params, u))
     {'b': (3,), 'w': (4, 3)}
   """
-  checks.check('weight_decay', weight_decay, lambda v: v >= 0, 'non-negative and finite')
-  # Without decay the chain needs no params, so the stateless update works on any tree alone.
-  decay = [] if _is_zero(weight_decay) else [optax.add_decayed_weights(weight_decay)]
-  return optax.chain(scale_by_swan(ns_steps, norm_axis, rescale, eps), *decay,
-                     optax.scale_by_learning_rate(learning_rate))
+  with checks.owner('swan'):
+    checks.learning_rate(learning_rate)
+    checks.non_negative('weight_decay', weight_decay)
+    # Without decay the chain needs no params, so the stateless update works on any tree alone.
+    decay = [] if _is_zero(weight_decay) else [optax.add_decayed_weights(weight_decay)]
+    return optax.chain(scale_by_swan(ns_steps, norm_axis, rescale, eps), *decay,
+                       optax.scale_by_learning_rate(learning_rate))

@@ -146,6 +146,7 @@ def dice_sgd(learning_rate: optax.ScalarOrSchedule, l2_norm_clip: float, error_c
     >>> [round(v, 4) for v in state[0].error.tolist()]  # the clipping error, ((3, 4) - (0.3, 0.4)) / 2
     [1.35, 1.8]
   """
+  checks.learning_rate(learning_rate, 'dice_sgd: learning_rate')
   return optax.chain(
       dice_sgd_aggregate(l2_norm_clip, error_clip, noise_multiplier, seed, expected_batch_size=expected_batch_size,
                          convention=convention),

@@ -151,6 +151,7 @@ def dp_sgd(learning_rate: optax.ScalarOrSchedule, l2_norm_clip: Any, noise_multi
     >>> optax.apply_updates(w, updates).shape
     (3,)
   """
+  checks.learning_rate(learning_rate, 'dp_sgd: learning_rate')
   return optax.chain(
       dp_sgd_aggregate(l2_norm_clip, noise_multiplier, seed, expected_batch_size=expected_batch_size,
                        axis_name=axis_name),

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
+import numbers
 import re
 from typing import Any
 
@@ -300,6 +302,72 @@ def test_rule_rejects_too_many_faulty_workers(name):
     jax.eval_shape(run, _params(), *_data())
 
 
+# ---------------------------------------------------------------------------------------------- bad input
+# The contract of optim/checks.py, for the worker-axis methods: built with a negative or non-finite learning rate
+# or a NaN hyperparameter, a transform raises a ValueError naming itself and the argument; every aggregation rule
+# says in its docstring what a NaN or inf row does (tests/decentral/robust/test_robust.py checks that it does it);
+# Krum's paper convention enforces the paper's n > 2f + 2. Builds only: nothing is compiled.
+
+NOT_HYPERPARAMETERS = ('seed',)  # any integer seeds a PRNG key
+
+# Transforms that do not meet the contract yet (none today); strict xfails, so a fix makes the suite fail until the
+# name is removed here, and a new transform that skips the checks fails at once.
+UNCHECKED_LEARNING_RATE: set[str] = set()
+UNCHECKED_HYPERPARAMETERS: set[str] = set()
+
+
+def _known(names, unchecked, what):
+  return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=f'{n} does not check its {what} yet'))
+          if n in unchecked else n for n in names]
+
+
+def _hyperparameters(entry):
+  """The entry's real-valued keyword arguments (signature defaults updated by the registered ones)."""
+  out = {}
+  for name, p in inspect.signature(entry.factory).parameters.items():
+    value = entry.defaults.get(name, p.default)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and name not in NOT_HYPERPARAMETERS:
+      out[name] = value
+  return out
+
+
+def _raises_named(entry, argument, value):
+  with pytest.raises(ValueError) as error:
+    entry.build(axis_name=AXIS, **{argument: value})
+  message = str(error.value)
+  assert entry.name in message and argument in message, f'{entry.name}: the error does not name both: {message}'
+
+
+@pytest.mark.parametrize('name', _known(sorted(n for n, e in zip(registry.transforms.names(),
+                                                                 registry.transforms.entries())
+                                               if 'learning_rate' in _hyperparameters(e)),
+                                        UNCHECKED_LEARNING_RATE, 'learning rate'))
+def test_bad_learning_rate_is_rejected(name):
+  entry = registry.transforms.get(name)
+  for bad in (-0.1, float('nan'), float('inf')):  # not all worker-axis methods take schedules
+    _raises_named(entry, 'learning_rate', bad)
+
+
+@pytest.mark.parametrize('name', _known(registry.transforms.names(), UNCHECKED_HYPERPARAMETERS, 'hyperparameters'))
+def test_nan_hyperparameters_are_rejected(name):
+  entry = registry.transforms.get(name)
+  for argument in _hyperparameters(entry):
+    _raises_named(entry, argument, float('nan'))
+
+
+@pytest.mark.parametrize('name', registry.rules.names())
+def test_rule_says_what_a_nonfinite_row_does(name):
+  doc = inspect.getdoc(registry.rules.get(name).factory) or ''
+  assert re.search(r'\bNaN\b|non-finite', doc, re.IGNORECASE), f'{name}: the docstring does not say what a NaN row does'
+
+
+@pytest.mark.parametrize('name', ['krum', 'multi_krum'])
+def test_krum_paper_convention_needs_n_above_2f_plus_2(name):
+  rule = registry.rules.build(name, convention='paper')
+  with pytest.raises(ValueError, match=r'n > 2f \+ 2'):
+    rule(np.ones((N, 2), np.float32), f=(N - 2) // 2)  # n = 2f + 2: f < n/2, but not the paper's assumption
+
+
 # ---------------------------------------------------------------------------------------------- A-EDiT
 
 
@@ -323,3 +391,66 @@ def test_a_edit_runner_same_on_every_backend():
     got, got_history = go(backend)
     chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
     assert [h['steps'] for h in got_history] == [h['steps'] for h in history]
+
+
+# ---------------------------------------------------------------------------------------------- federated
+
+
+FED_CLIENTS, FED_SLOTS = 12, N  # 8 of 12 clients a round, one worker per slot
+
+
+@functools.cache
+def _federated_problem():
+  """12 clients of unequal sizes (client 3 has none) with a softmax regression on 4 features, 3 classes."""
+  from decentral.federated import partitions
+  rng = np.random.default_rng(0)
+  sizes = [5, 3, 7, 0, 4, 6, 2, 5, 3, 4, 6, 1]
+  x = rng.normal(size=(sum(sizes), 4)).astype(np.float32)
+  y = rng.integers(0, 3, size=sum(sizes)).astype(np.int32)
+  bounds = np.cumsum([0] + sizes)
+  data = partitions.pad({'x': x, 'y': y}, [np.arange(bounds[i], bounds[i + 1]) for i in range(len(sizes))])
+  params = {'w': jnp.asarray(rng.normal(size=(4, 3)), jnp.float32), 'b': jnp.zeros(3)}
+
+  def loss(p, batch):
+    logits = batch['x'] @ p['w'] + p['b']
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits), batch['y'][:, None], axis=1)[:, 0]
+
+  return data, params, loss
+
+
+@functools.cache
+def _federated_run(name, backend):
+  from decentral.federated import rounds, sampling
+  data, params, loss = _federated_problem()
+  fed = rounds.Federated(loss, data, local=rounds.Local(optax.sgd(0.1, momentum=0.9), steps=2, batch_size=3),
+                         sampler=sampling.uniform(FED_CLIENTS, FED_SLOTS), algorithm=registry.federated.build(name),
+                         backend=backend)
+  state = fed.init(params, jax.random.key(3))
+  states = [state]
+  for _ in range(2):
+    state, metrics = fed.round(state)
+    states.append(state)
+  return fed, states, metrics
+
+
+@pytest.mark.parametrize('name', registry.federated.names())
+def test_federated_round_same_on_every_backend(name):
+  _, want, metrics = _federated_run(name, 'vmap')
+  for backend in ('shard_map', 'pmap'):
+    _, got, got_metrics = _federated_run(name, backend)
+    chex.assert_trees_all_close(_comparable(got[-1]), _comparable(want[-1]), rtol=1e-5, atol=1e-6,
+                                custom_message=f'{name}: state under {backend} differs from vmap')
+    np.testing.assert_array_equal(got_metrics.sent, metrics.sent)
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(want[-1].params)), name
+  assert not jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), want[-1].params, want[0].params)), name
+
+
+@pytest.mark.parametrize('name', registry.federated.names())
+def test_federated_resume_is_bit_identical(name, tmp_path):
+  fed, states, _ = _federated_run(name, 'vmap')
+  ckpt = ocp.StandardCheckpointer()
+  ckpt.save(tmp_path / 'server', states[1])
+  ckpt.wait_until_finished()
+  restored = _uncommitted(ckpt.restore(tmp_path / 'server', jax.eval_shape(lambda: states[1])))
+  resumed, _ = fed.round(restored)
+  chex.assert_trees_all_equal(_comparable(resumed), _comparable(states[2]))

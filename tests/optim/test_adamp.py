@@ -159,6 +159,15 @@ def test_sgdp_matches_official_trajectory(x64, name):
   torch_trajectories.assert_trajectories_match(torch_trajectories.replay(tx, init, grads), reference)
 
 
+def test_adamp_matches_pytorch_optimizer_with_eps_on_the_uncorrected_root(x64):
+  # The authors' placement (the default) is ~4e-6 relative away from this trajectory at eps = 1e-8.
+  init, grads, reference, hp = torch_trajectories.load('adamp_pytorch_optimizer')
+  kwargs = dict(b1=hp['betas'][0], b2=hp['betas'][1], eps=hp['eps'], weight_decay=hp['weight_decay'],
+                delta=hp['delta'], wd_ratio=hp['wd_ratio'], nesterov=hp['nesterov'])
+  ours = torch_trajectories.replay(adamp(hp['lr'], **kwargs, eps_placement='uncorrected'), init, grads)
+  torch_trajectories.assert_trajectories_match(ours, reference)
+
+
 def test_fixture_exercises_channel_and_layer_views(x64):
   # In the official runs, W1 and the conv kernel K (per-channel normalised) take the channel view and V
   # (normalised as a whole) the layer view at every step; the head W2 does not at the first step.

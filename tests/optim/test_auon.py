@@ -75,8 +75,19 @@ def test_first_steps_by_hand(x64, make, ns_steps):
 ])
 def test_matches_the_authors_trajectories(x64, fixture, make):
   """25 float64 steps of the authors' optimizers (fixtures/README.md), fed the same gradients."""
-  names = [str(n) for n in np.load(torch_trajectories.FIXTURES / f'{fixture}.npz')['hp/optimized']]  # paper-era: matrices only
+  # The parameters the authors' optimizer trained (the paper-era script: the matrices only).
+  names = [str(n) for n in np.load(torch_trajectories.FIXTURES / f'{fixture}.npz')['hp/optimized']]
   torch_trajectories.assert_matches_matrix_fixture(make(), fixture, names)
+
+
+def test_torch_layout_reads_pytorch_matrices_as_the_authors(x64):
+  """The paper-era fixture's (out, in) matrices, not transposed: layout='torch' matches; the flax reading takes
+  W1 (6 x 4) as fan_in 6, fan_out 4, so its shape factor is 1 instead of sqrt(6/4), and misses."""
+  names = ['W1', 'W2']
+  torch_trajectories.assert_matches_matrix_fixture(auon(0.05, momentum=0.9, layout='torch'), 'auon_paper', names,
+                                                   layout='torch')
+  with pytest.raises(AssertionError):
+    torch_trajectories.assert_matches_matrix_fixture(auon(0.05, momentum=0.9), 'auon_paper', names, layout='torch')
 
 
 def test_plain_auon_is_linear_time_and_hybrid_is_not():

@@ -185,8 +185,76 @@ def test_inject_hyperparams_matches_plain(entry):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-7), b, c)
 
 
+# ---------------------------------------------------------------------------------------------- bad input
+# One contract (optim/checks.py): built with a negative or non-finite learning rate, or a NaN hyperparameter, an
+# entry raises a ValueError naming itself and the argument; an update tree that does not match the state raises a
+# ValueError naming it; optax.apply_if_finite skips a step whose gradient is not finite, leaving the parameters and
+# the optimizer's state as they were. Builds and single eager updates only: no compilation.
+
+# The registered transforms are checked on their own (not after the SGD step ``_after_sgd`` puts before them).
+OWN = {e.name: e for e in registry.entries()}
+OWN.update({f'transform:{t.name}': t for t in registry.transforms.entries()})
+NOT_HYPERPARAMETERS = ('seed',)  # any integer seeds a PRNG key
+
+
+def _names(entry):
+  """What an error may call the entry: its registered name or its factory's."""
+  return {entry.name.split(':')[-1], inspect.unwrap(entry.factory).__name__}
+
+
+def _assert_named(error, entry, argument=None):
+  message = str(error.value)
+  assert any(n in message for n in _names(entry)), f'{entry.name}: the error does not name it: {message}'
+  assert argument is None or argument in message, f'{entry.name}: the error does not name {argument}: {message}'
+
+
+def _hyperparameters(entry):
+  """The entry's real-valued keyword arguments (signature defaults updated by the registered ones)."""
+  out = {}
+  for name, p in inspect.signature(entry.factory).parameters.items():
+    value = entry.defaults.get(name, p.default)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and name not in NOT_HYPERPARAMETERS:
+      out[name] = value
+  return out
+
+
+def _with_learning_rate():
+  return sorted(n for n, e in OWN.items() if 'learning_rate' in registry.accepted(e.factory))
+
+
+def _check_learning_rates(entry):
+  for bad in (-0.1, float('nan'), float('inf'), lambda count: -0.1 + 0.0 * count):
+    with pytest.raises(ValueError) as error:
+      entry.build(learning_rate=bad)
+    _assert_named(error, entry, 'learning_rate')
+  entry.build(learning_rate=optax.linear_schedule(0.1, 0.0, 10))  # a schedule is accepted
+
+
+@pytest.mark.parametrize('name', _with_learning_rate())
+def test_bad_learning_rate_is_rejected(name):
+  _check_learning_rates(OWN[name])
+
+
+@pytest.mark.parametrize('name', sorted(OWN))
+def test_nan_hyperparameters_are_rejected(name):
+  entry = OWN[name]
+  for argument in _hyperparameters(entry):
+    with pytest.raises(ValueError) as error:
+      entry.build(**{argument: float('nan')})
+    _assert_named(error, entry, argument)
+
+
+def test_a_transform_accepting_a_negative_learning_rate_fails_the_contract():
+  def lax_sgd(learning_rate):  # optax.sgd itself, not behind checks.validated
+    return optax.sgd(learning_rate)
+
+  with pytest.raises(pytest.fail.Exception, match='DID NOT RAISE'):
+    _check_learning_rates(registry.Entry('lax_sgd', lax_sgd, {'learning_rate': 0.1}))
+  _check_learning_rates(registry.Entry('sgd', registry.get('sgd').factory, {'learning_rate': 0.1}))
+
+
 def test_mismatched_tree_is_rejected(entry):
-  tx = entry.build()
+  tx = _built(entry.name)
   params = _params()
   state = tx.init(params)
   bad = {'dense': params['dense'], 'other': jnp.ones(3)}
@@ -196,5 +264,20 @@ def test_mismatched_tree_is_rejected(entry):
     out, _ = tx.update(bad, state)
     assert jax.tree.structure(out) == jax.tree.structure(bad)
     return
-  with pytest.raises((ValueError, TypeError)):
+  with pytest.raises(ValueError) as error:
     tx.update(bad, state, params, **extra)
+  _assert_named(error, OWN[entry.name])
+
+
+def test_nonfinite_gradient_is_skipped_by_apply_if_finite(entry):
+  tx = optax.apply_if_finite(_built(entry.name), max_consecutive_errors=2)
+  params = _params()
+  state = tx.init(params)
+  grads = jax.tree.map(jnp.ones_like, params)
+  grads['dense']['b'] = grads['dense']['b'].at[1].set(jnp.nan)
+  extra = entry.oracles(loss_fn=_loss, logits_fn=_logits, params=params, key=jax.random.key(0))
+  with jax.disable_jit():  # lax.cond then runs the branch taken only: one eager update, nothing compiled
+    updates, new_state = tx.update(grads, state, params, **extra)
+  chex.assert_trees_all_equal(optax.apply_updates(params, updates), params)
+  chex.assert_trees_all_equal(new_state.inner_state, state.inner_state)
+  assert int(new_state.notfinite_count) == 1

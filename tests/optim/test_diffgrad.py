@@ -44,6 +44,18 @@ def test_matches_official_v2_trajectory(x64):
   torch_trajectories.assert_trajectories_match(torch_trajectories.replay(tx, init, grads), reference)
 
 
+def test_matches_pytorch_optimizer_with_eps_root(x64):
+  # pytorch-optimizer's DiffGrad (weight_decouple=False): sqrt(v + 1e-15) + eps. A small difference (~4e-10
+  # relative after 30 steps here), but the authors' default (no eps_root) misses it at 1e-10.
+  init, grads, reference, hp = torch_trajectories.load('diffgrad_pytorch_optimizer')
+  kwargs = dict(learning_rate=hp['lr'], b1=hp['betas'][0], b2=hp['betas'][1], eps=hp['eps'],
+                weight_decay=hp['weight_decay'])
+  ours = torch_trajectories.replay(diffgrad(**kwargs, eps_root=1e-15), init, grads)
+  torch_trajectories.assert_trajectories_match(ours, reference)
+  with pytest.raises(AssertionError):
+    torch_trajectories.assert_trajectories_match(torch_trajectories.replay(diffgrad(**kwargs), init, grads), reference)
+
+
 def test_constant_gradient_halves_adam_after_the_first_step(x64):
   # xi = sigmoid(|g_prev - g|): sigmoid(|g|) at step 1 (g_prev = 0), then exactly 1/2. With v1's aliasing bug
   # (g_prev always 0 after zero_grad) it would stay sigmoid(|g|); with eps = 0 the eps placements agree.

@@ -66,6 +66,16 @@ def test_matches_official_trajectory(x64):
   torch_trajectories.assert_trajectories_match(torch_trajectories.replay(tx, init, grads), reference)
 
 
+def test_matches_pytorch_optimizer_with_its_momentum_start_and_vector_scale(x64):
+  # pytorch-optimizer's SGDSaI: m_0 = 0 (a first step 1 - mu = 0.1 times the authors') and ||g|| for the bias b
+  # and the scalar s (the authors' g-SNR, degenerate for s, gives 1).
+  init, grads, reference, hp = torch_trajectories.load('sgd_sai_pytorch_optimizer')
+  kwargs = dict(momentum=hp['momentum'], eps=hp['eps'], weight_decay=hp['weight_decay'])
+  ours = torch_trajectories.replay(sgd_sai(hp['lr'], **kwargs, momentum_start='zero', vector_scale='norm'),
+                                   init, grads)
+  torch_trajectories.assert_trajectories_match(ours, reference)
+
+
 def test_one_moment_and_a_scalar_per_block():
   # The paper's memory claim: SGD-SaI stores one moment (Adam stores two).
   params = {'w': jnp.ones((64, 32)), 'b': jnp.ones(32), 'conv': jnp.ones((3, 3, 4, 8))}

@@ -80,17 +80,20 @@ def _matrix_to_flax(name, x, leading=0):
   return np.swapaxes(x, leading, leading + 1) if name.startswith('W') else x
 
 
-def assert_matches_matrix_fixture(tx: optax.GradientTransformation, fixture: str, names) -> None:
+def assert_matches_matrix_fixture(tx: optax.GradientTransformation, fixture: str, names,
+                                  layout: str = 'flax') -> None:
   """Feeds ``tx`` the gradients of ``fixtures/<fixture>.npz`` step by step (float64, jitted) and checks each
-  step's parameters against the authors' optimizer to 1e-10 relative."""
+  step's parameters against the authors' optimizer to 1e-10 relative; ``layout='torch'`` keeps the matrices in
+  PyTorch's (out, in) layout."""
   ref = np.load(FIXTURES / f'{fixture}.npz')
-  params = {k: jnp.asarray(_matrix_to_flax(k, ref[f'{k}/init'])) for k in names}
+  to_flax = _matrix_to_flax if layout == 'flax' else lambda name, x, leading=0: x
+  params = {k: jnp.asarray(to_flax(k, ref[f'{k}/init'])) for k in names}
   state = tx.init(params)
   update = jax.jit(tx.update)
   for t in range(ref[f'{names[0]}/grads'].shape[0]):
-    grads = {k: jnp.asarray(_matrix_to_flax(k, ref[f'{k}/grads'][t])) for k in names}
+    grads = {k: jnp.asarray(to_flax(k, ref[f'{k}/grads'][t])) for k in names}
     updates, state = update(grads, state, params)
     params = optax.apply_updates(params, updates)
     for k in names:
-      want = _matrix_to_flax(k, ref[f'{k}/params'][t])
+      want = to_flax(k, ref[f'{k}/params'][t])
       assert np.max(np.abs(np.asarray(params[k]) - want)) <= 1e-10 * np.max(np.abs(want)), (k, t)

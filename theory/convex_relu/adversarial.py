@@ -5,7 +5,7 @@ on the features (not on the bias column).
 Robust counterpart over fixed patterns ``D_i``: keeping each pattern for every perturbed input,
 ``(2 D_i - I)(X + Delta) v_i >= 0`` for all ``||Delta_k||_inf <= eps``, is ``(2 D_i - I) X v_i >= eps ||v_i||_1``
 (rowwise; ``||.||_1`` over the feature coordinates), and then the network is linear on each box, so the worst
-hinge loss of point ``k`` is exact:
+hinge loss of point ``k`` is exact::
 
     min_{v, w}  sum_k ( 1 - y_k sum_i D_ki x_k^T (v_i - w_i) + eps || sum_i D_ki (v_i - w_i) ||_1 )_+
                 + beta sum_i (||v_i||_2 + ||w_i||_2)

@@ -4,7 +4,7 @@ linear (SGD) and square-root (Adam) scaling rules, against a measured sweep (Gra
 
 **Batch Hessian as a sample covariance.** For least squares ``l = (1/2B) ||X_B w - y_B||^2`` the batch Hessian is
 ``H_B = X_B^T X_B / B``. With rows ``x ~ N(0, Sigma)``, ``Sigma = I + (s - 1) e e^T`` (one spike ``s`` on a unit
-bulk), and ``gamma = d / B``, its spectrum follows the Marchenko-Pastur law of ratio ``gamma``, density
+bulk), and ``gamma = d / B``, its spectrum follows the Marchenko-Pastur law of ratio ``gamma``, density::
 
     rho(x) = sqrt((x_+ - x)(x - x_-)) / (2 pi gamma x)  on  [x_-, x_+] = [(1 - sqrt(gamma))^2, (1 + sqrt(gamma))^2]
 

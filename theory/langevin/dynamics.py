@@ -42,7 +42,7 @@ def run_langevin(problem: dict[str, jax.Array], k: int, *, eps: float, h: float,
     seed: PRNG seed of the start and the noise.
 
   Returns:
-    ``last``, ``average`` (the estimate), ``oracle_cosine`` (|cos| between the average's estimate and the
+    ``last``, ``average`` (the estimate), ``oracle_cosine`` (``|cos|`` between the average's estimate and the
     oracle's), their overlaps with ``theta*``, and with ``record_every`` the traces ``trace_last``,
     ``trace_average`` (overlaps over time).
   """

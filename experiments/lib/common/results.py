@@ -20,6 +20,7 @@ Values go through :func:`jsonable` (NumPy arrays and scalars become lists and nu
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from typing import Any, Iterable
@@ -44,8 +45,48 @@ def jsonable(x: Any) -> Any:
 
 
 def json_lines(records: Iterable[dict]) -> str:
-  """Records as JSON, one a line: the printed table of the theory experiments' headline records."""
+  """Records as JSON, one a line."""
   return '\n'.join(json.dumps(jsonable(r)) for r in records)
+
+
+def cell(value: Any) -> str:
+  """A value as a table cell: numbers to 4 significant digits, short lists in full, long ones by their length."""
+  value = jsonable(value)
+  if value is None:
+    return '-'
+  if isinstance(value, bool) or isinstance(value, str):
+    return str(value)
+  if isinstance(value, float):
+    return f'{value:.4g}'
+  if isinstance(value, list):
+    flat = all(not isinstance(v, (list, dict)) for v in value)
+    return f'[{", ".join(cell(v) for v in value)}]' if flat and len(value) <= 4 else f'[{len(value)} values]'
+  if isinstance(value, dict):
+    return f'{{{len(value)} fields}}'
+  return str(value)
+
+
+def headline_table(records: Iterable[dict], width: int = 120) -> str:
+  """Headline records as the table a script prints: records with the same fields, one after another, share a
+  header (one row each); a group wider than ``width`` columns is printed field by field.
+
+  >>> print(headline_table([{'case': 'a', 'rate': 0.51234, 'ok': True}, {'case': 'b', 'rate': 2.0, 'ok': False}]))
+  case  rate    ok
+  ----  ------  -----
+  a     0.5123  True
+  b     2       False
+  """
+  blocks = []
+  for keys, group in itertools.groupby(records, key=lambda r: tuple(r)):
+    rows = [[cell(r[k]) for k in keys] for r in group]
+    sizes = [max(len(k), *(len(row[i]) for row in rows)) for i, k in enumerate(keys)]
+    if sum(sizes) + 2 * len(sizes) <= width:
+      lines = [keys, ['-' * n for n in sizes], *rows]
+      blocks.append('\n'.join('  '.join(c.ljust(n) for c, n in zip(line, sizes)).rstrip() for line in lines))
+    else:
+      pad = max(len(k) for k in keys)
+      blocks += ['\n'.join(f'{k.ljust(pad)}  {c}' for k, c in zip(keys, row)) for row in rows]
+  return '\n\n'.join(blocks)
 
 
 def read_jsonl(path: str) -> list[dict]:

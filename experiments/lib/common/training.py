@@ -6,7 +6,6 @@ key is ``fold_in(key(seed), t)``, so a run resumed at step k reproduces an unint
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -14,7 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from experiments.lib.common import data as data_lib
-from experiments.lib.common import models
+from experiments.lib.common import models, usage
 from optim import registry
 
 
@@ -26,6 +25,7 @@ class Problem(NamedTuple):
 
 def make_problem(data_dir: str | None = None, model: str = 'mlp', seed: int = 0, **model_kwargs) -> Problem:
   """Digits (embedded) or MNIST from ``data_dir``, a flax model and its initial parameters."""
+  usage.check_data_dir({'data_dir': data_dir})
   ds = data_lib.load_images(data_dir, seed)
   net = models.make(model, num_classes=ds.num_classes, **model_kwargs)
   params = net.init(jax.random.key(seed), ds.x_train[:1])
@@ -55,6 +55,12 @@ def accuracy(model, params, x, y, batch: int = 2048) -> float:
   return correct / len(x)
 
 
+def full_loss(model, params, x, y, batch: int = 2048) -> float:
+  """The mean cross-entropy over all of ``(x, y)`` (the full-batch loss), in chunks of ``batch`` examples."""
+  loss = jax.jit(lambda p, xb, yb: models.cross_entropy(model.apply(p, xb), yb) * len(yb))
+  return float(sum(loss(params, x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)) / len(x))
+
+
 def batch(ds: data_lib.Dataset, batch_size: int, step: int, seed: int):
   idx = data_lib.batch_indices(len(ds.x_train), batch_size, step, seed)
   return ds.x_train[idx], ds.y_train[idx]
@@ -62,19 +68,3 @@ def batch(ds: data_lib.Dataset, batch_size: int, step: int, seed: int):
 
 def oracle_key(seed: int, step: int) -> jax.Array:
   return jax.random.fold_in(jax.random.key(seed), step)
-
-
-class Progress:
-  """Prints ``step/total, loss, steps/s, time left`` every ``every`` steps."""
-
-  def __init__(self, total: int, every: int, start: int = 0, prefix: str = ''):
-    self.total, self.every, self.prefix = total, every, prefix
-    self.t0, self.s0 = time.perf_counter(), start
-
-  def __call__(self, step: int, loss: float) -> None:
-    if self.every <= 0 or (step % self.every and step != self.total):
-      return
-    rate = (step - self.s0) / max(time.perf_counter() - self.t0, 1e-9)
-    left = (self.total - step) / rate if rate > 0 else float('nan')
-    print(f'{self.prefix}step {step}/{self.total}  loss {loss:.4f}  {rate:.1f} steps/s  {left:.0f}s left',
-          flush=True)

@@ -15,25 +15,10 @@
 
 from __future__ import annotations
 
-from experiments.lib.common import results
+from experiments.lib.common import subexperiments
 from experiments.lib.communication import compressors, dgc, diloco, ef21
 
 EXPERIMENTS = {'ef21': ef21, 'dgc': dgc, 'compressors': compressors, 'diloco': diloco}
-CLAIMS = tuple(c for module in EXPERIMENTS.values() for c in module.CLAIMS)
-
-
-def module(name: str):
-  if name not in EXPERIMENTS:
-    raise ValueError(f'unknown experiment {name!r}; known: {", ".join(sorted(EXPERIMENTS))}')
-  return EXPERIMENTS[name]
-
-
-def run(config, workdir: str) -> dict:
-  """Runs ``config.experiment`` with its sub-config; returns ``{'experiment': name, 'rows': summary rows}``."""
-  mod = module(config.experiment)
-  writer = results.Writer(workdir, config)
-  return {'experiment': config.experiment, 'rows': mod.run(config[config.experiment], writer)}
-
-
-def table(outputs: dict) -> str:
-  return module(outputs['experiment']).table(outputs['rows'])
+_SUBEXPERIMENTS = subexperiments.SubExperiments(EXPERIMENTS)
+CLAIMS = _SUBEXPERIMENTS.claims
+module, run, table = _SUBEXPERIMENTS.module, _SUBEXPERIMENTS.run, _SUBEXPERIMENTS.table

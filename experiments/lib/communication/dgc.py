@@ -28,6 +28,7 @@ from decentral import compression as comp
 from experiments.lib.common import claims
 from experiments.lib.common import data as data_lib
 from experiments.lib.common import models, training
+from experiments.lib.common import progress as progress_lib
 
 PAPER = 'DGC (1712.01887): 270-600x gradient compression (ResNet-50 97 MB -> 0.35 MB) without accuracy loss'
 METHODS = ('dense', 'dgc', 'no_momentum_correction', 'no_masking', 'no_clipping', 'no_warmup')
@@ -121,6 +122,7 @@ def run_method(method, config, ds, model, params0) -> dict:
   chunk = config.eval_every_epochs * steps_per_epoch
   led, curve, losses, t0 = ledger.Ledger(n), [], [], time.perf_counter()
   steady, steady_steps = 0, 0
+  progress = progress_lib.Progress(total, f'  {method:<24}', every=1, unit='step')
   for start in range(0, total, chunk):
     length = min(chunk, total - start)
     idx = rng.integers(0, len(ds.x_train), size=(n, length, bs))
@@ -136,8 +138,8 @@ def run_method(method, config, ds, model, params0) -> dict:
     curve.append({'experiment': 'dgc', 'method': method, 'step': start + length,
                   'epoch': (start + length) / steps_per_epoch, 'train_loss': float(np.mean(losses[-length:])),
                   'test_accuracy': acc, 'bytes_per_worker': led.mean_per_worker})
-    print(f'  {method:<24} epoch {(start + length) / steps_per_epoch:5.1f}  loss {curve[-1]["train_loss"]:.4f}  '
-          f'acc {acc:.4f}  {led.mean_per_worker / 1e6:.3f} MB/worker', flush=True)
+    progress(start + length, epoch=f'{(start + length) / steps_per_epoch:5.1f}', loss=curve[-1]['train_loss'],
+             test_acc=acc, MB_per_worker=f'{led.mean_per_worker / 1e6:.3f}')
   dense_step = ledger.dense_nbytes(params0)
   return {'method': method, 'test_accuracy': curve[-1]['test_accuracy'], 'curve': curve,
           'bytes_per_worker': led.mean_per_worker, 'steps': total,

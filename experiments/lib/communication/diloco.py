@@ -33,6 +33,7 @@ from decentral import local_sgd as ls
 from experiments.lib.common import claims
 from experiments.lib.common import data as data_lib
 from experiments.lib.common import models
+from experiments.lib.common import progress as progress_lib
 
 
 
@@ -243,11 +244,13 @@ def run(config, writer) -> list[dict]:
                  for t in range(config.eval_batches)])
   eval_set = (jnp.asarray(np.stack(ex)), jnp.asarray(np.stack(ey)))
   results = []
-  for name in [m.strip() for m in config.methods.split(',') if m.strip()]:
+  names = [m.strip() for m in config.methods.split(',') if m.strip()]
+  progress = progress_lib.Progress(len(names), 'diloco', every=1, unit='method')
+  for k, name in enumerate(names, 1):
     r = run_method(name, config, data, model, params0, eval_set)
     writer.metrics(r['curve'])
-    print(f'{name:<18} val loss {r["final_val_loss"]:.4f}  {r["bytes_per_worker"] / 1e6:.3f} MB/worker  '
-          f'peak {r["peak_bytes_per_step"]:,d} B/step  ({r["seconds"]:.0f}s)', flush=True)
+    progress(k, method=f'{name:<18}', val_loss=r['final_val_loss'], MB_per_worker=f'{r["bytes_per_worker"] / 1e6:.3f}',
+             peak_bytes_per_step=f'{r["peak_bytes_per_step"]:,d}')
     results.append(r)
   rows = summarise(results, config)
   sizes = [int(np.size(x)) for x in jax.tree.leaves(params0)]

@@ -29,6 +29,7 @@ from decentral import axis
 from decentral import compression as comp
 from experiments.lib.common import claims
 from experiments.lib.common import data as data_lib
+from experiments.lib.common import progress as progress_lib
 
 PAPER = ('EF21-W (2402.10774): communication complexity with L_AM instead of L_QM; fewer bits to |grad f|^2 < eps, '
          'the gain growing with the spread of the L_i')
@@ -161,7 +162,9 @@ def run(config, writer) -> list[dict]:
   a_all, b_all = load(config)
   rows, curves = [], []
   methods = [m.strip() for m in config.methods.split(',') if m.strip()]
-  for spread in [float(s) for s in str(config.spreads).split(',')]:
+  spreads = [float(s) for s in str(config.spreads).split(',')]
+  progress = progress_lib.Progress(len(spreads) * len(methods), 'ef21', every=1, unit='run')
+  for spread in spreads:
     a, b, _ = split(a_all, b_all, config.num_workers, config.split, spread)
     L, L_i = smoothness(a, config.lam)
     qm, am = float(np.sqrt(np.mean(L_i ** 2))), float(np.mean(L_i))
@@ -177,8 +180,8 @@ def run(config, writer) -> list[dict]:
       row[f'{method}_gamma'] = r['gamma']
       row[f'{method}_final'] = r['final_grad_norm_sq']
       row[f'{method}_bytes_to_eps'] = r['bytes_to_eps']
-      print(f'spread {spread:>6g}  {method:<7} gamma {r["gamma"]:.4g}  |grad f|^2 {r["final_grad_norm_sq"]:.3e}  '
-            f'bytes to eps {r["bytes_to_eps"]}  ({r["seconds"]:.1f}s)', flush=True)
+      progress(len(curves), spread=spread, method=f'{method:<7}', gamma=r['gamma'],
+               grad_norm_sq=f'{r["final_grad_norm_sq"]:.3e}', bytes_to_eps=r['bytes_to_eps'])
     if row.get('ef21_bytes_to_eps') and row.get('ef21_w_bytes_to_eps'):
       row['gain_ef21_w'] = row['ef21_bytes_to_eps'] / row['ef21_w_bytes_to_eps']
     if 'ef21_final' in row and 'ef21_w_final' in row:  # equal bytes: both send the same per round
