@@ -388,6 +388,8 @@ class Federated:
     self._select = jax.jit(self._select_fn)
     self._serve = jax.jit(self._serve_fn)
     # One jitted round (the worker-axis step inlined) for vmap and shard_map; pmap runs as its own computation.
+    # The client data are arguments of the jitted functions, not constants baked into them: a closure would make
+    # XLA fold (and copy) every client's rows at compile time.
     self._round = jax.jit(self._round_fn) if backend != 'pmap' else None
 
   # -- state
@@ -395,7 +397,7 @@ class Federated:
   def init(self, params: PyTree, key: jax.Array) -> ServerState:
     """The state of round 0: ``params`` and a table of ``algorithm.init_row(params)`` for every client."""
     if self.algorithm.init_client is not None:
-      table = jax.jit(self._initial_rows)(params, key)
+      table = jax.jit(self._initial_rows)(params, key, self.arrays, self.counts)
     else:
       row = self.algorithm.init_row(params)
       table = jax.tree.map(lambda r: jnp.broadcast_to(jnp.asarray(r), (self.num_clients,) + jnp.shape(r)).copy(),
@@ -403,7 +405,7 @@ class Federated:
     return ServerState(params, self.server_optimizer.init(params), table, self.algorithm.init_extra(params), key,
                        jnp.zeros([], jnp.int32))
 
-  def _initial_rows(self, params, key):
+  def _initial_rows(self, params, key, arrays, counts):
     """``algorithm.init_client`` for every client (a vmap over all N, outside the worker axis)."""
     row = self.algorithm.init_row(params)
 
@@ -412,20 +414,20 @@ class Federated:
                           jax.random.fold_in(key, client), jnp.int32(-1), None)
       return self.algorithm.init_client(params, self._tools(ctx, data))
 
-    return jax.vmap(one)(jnp.arange(self.num_clients, dtype=jnp.int32), self.arrays, self.counts)
+    return jax.vmap(one)(jnp.arange(self.num_clients, dtype=jnp.int32), arrays, counts)
 
   # -- one round, in three parts: select on the server, train on the axis, serve
 
-  def _select_fn(self, state: ServerState):
+  def _select_fn(self, state: ServerState, arrays: PyTree, counts: jax.Array):
     round_key = jax.random.fold_in(state.key, state.round)
     sample_key = jax.random.fold_in(round_key, 0)
     select = self.algorithm.select
     sel = self.sampler.sample(sample_key) if select is None else select(state, self.sampler, sample_key)
-    broadcast = () if self.algorithm.broadcast is None else self.algorithm.broadcast(state, self.counts)
-    server = () if self.algorithm.prepare is None else self.algorithm.prepare(state, self.counts)
+    broadcast = () if self.algorithm.broadcast is None else self.algorithm.broadcast(state, counts)
+    server = () if self.algorithm.prepare is None else self.algorithm.prepare(state, counts)
     client_root = jax.random.fold_in(round_key, 1)
     keys = jax.vmap(lambda c: jax.random.fold_in(client_root, c))(sel.clients)
-    stacked = (_rows_like(self.arrays, sel.clients), self.counts[sel.clients], sel.clients, sel.active,
+    stacked = (_rows_like(arrays, sel.clients), counts[sel.clients], sel.clients, sel.active,
                sel.inclusion, _rows_like(state.table, sel.clients), keys)
     return sel, (broadcast, server), stacked
 
@@ -466,16 +468,16 @@ class Federated:
       new = self.algorithm.finish(new, direction)
     return new, RoundMetrics(sel.clients, sel.active, sent, received, loss, weight)
 
-  def _round_fn(self, state: ServerState):
-    sel, shared, stacked = self._select_fn(state)
+  def _round_fn(self, state: ServerState, arrays: PyTree, counts: jax.Array):
+    sel, shared, stacked = self._select_fn(state, arrays, counts)
     outputs = self._clients(state.params, shared, state.round, *stacked)
     return self._serve_fn(state, sel, outputs)
 
   def round(self, state: ServerState) -> tuple[ServerState, RoundMetrics]:
     """One round: sample, train the sampled clients on the worker axis, aggregate, step the server."""
     if self._round is not None:
-      return self._round(state)
-    sel, shared, stacked = self._select(state)
+      return self._round(state, self.arrays, self.counts)
+    sel, shared, stacked = self._select(state, self.arrays, self.counts)
     outputs = self._clients(state.params, shared, state.round, *stacked)
     return self._serve(state, sel, outputs)
 
