@@ -35,7 +35,9 @@ from decentral.federated.gradient_differences import diff2, diff2_epsilon
 from decentral.federated.zeroth_order import just_one_byte
 from decentral.ledger import CommStats, Ledger
 from decentral.local_sgd import diloco, edit, run_a_edit, sparseloco, streaming_diloco
+from decentral.p2p import modest
 from decentral.p2p.bristle import bristle_integrate
+from decentral.p2p.dadao import dadao_events, dadao_run
 from decentral.p2p.dimat import align_mlp, dimat_merge, permute_mlp
 from decentral.p2p.disruption import after_failure, disrupted_dsgd, disrupted_gossip
 from decentral.p2p.flatness import dfedsam, multi_gossip, sam_gradient
@@ -91,6 +93,10 @@ __all__ = [
     # p2p: SA-SRRW token SGD, DIMAT merging, Bristle integration, SybilWall gossip
     'sa_srrw', 'metropolis_hastings_walk', 'self_repellent_kernel', 'dimat_merge', 'align_mlp', 'permute_mlp',
     'bristle_integrate', 'sybil_gossip_init', 'sybil_gossip_step', 'sybilwall_mix',
+    # p2p: MoDeST on the event simulator (decentral.modest.simulate / replay)
+    'modest',
+    # p2p: DADAO on independent Poisson clocks (decentral.dadao_events, then decentral.dadao_run)
+    'dadao_events', 'dadao_run',
     # compression, error feedback, DGC, FedZip, RQM; the ledger
     'Compressor', 'error_feedback', 'ef21', 'ef21_stepsize', 'ef21_w', 'dgc', 'scale_by_dgc', 'fedzip', 'rqm',
     'CommStats', 'Ledger',

@@ -11,12 +11,11 @@ its settings are ``--config.<experiment>.*``. Each writes ``config.json``, ``met
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import asynchronous
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('asynchronous'))
+_CONFIG = script.config_flag('asynchronous')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/asynchronous', 'Where config, metrics, results and tables go.')
 
 if __name__ == '__main__':

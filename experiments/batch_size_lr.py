@@ -10,12 +10,11 @@ Prints the headline records and writes ``config.json``, ``results.json``, ``metr
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import batch_size_lr
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('batch_size_lr'))
+_CONFIG = script.config_flag('batch_size_lr')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/batch_size_lr', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

@@ -9,12 +9,11 @@ Prints the headline records (one JSON object a line) and writes ``config.json``,
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import cbo
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('cbo'))
+_CONFIG = script.config_flag('cbo')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/cbo', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

@@ -12,12 +12,11 @@ their registry entry.
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import char_lm
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('char_lm'))
+_CONFIG = script.config_flag('char_lm')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/char_lm', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

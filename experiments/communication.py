@@ -12,12 +12,11 @@
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import communication
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('communication'))
+_CONFIG = script.config_flag('communication')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/communication', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

@@ -10,12 +10,11 @@ Prints the headline records and writes ``config.json``, ``results.json``, ``metr
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import convex_relu
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('convex_relu'))
+_CONFIG = script.config_flag('convex_relu')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/convex_relu', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

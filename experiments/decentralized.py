@@ -10,12 +10,11 @@ PNG plot under ``--workdir`` and prints its table.
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import decentralized
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('decentralized'))
+_CONFIG = script.config_flag('decentralized')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/decentralized', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

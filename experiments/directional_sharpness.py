@@ -10,12 +10,11 @@ Prints the headline records (one JSON object a line) and writes ``config.json``,
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import directional_sharpness
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('directional_sharpness'))
+_CONFIG = script.config_flag('directional_sharpness')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/directional_sharpness',
                                'Where config, metrics, results and plots go.')
 

@@ -9,12 +9,11 @@ Prints time to target loss per method and writes ``config.json``, ``metrics.json
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import edit_wallclock
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('edit_wallclock'))
+_CONFIG = script.config_flag('edit_wallclock')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/edit_wallclock', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

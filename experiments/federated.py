@@ -12,12 +12,11 @@ under ``--workdir`` and prints its table.
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import federated
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('federated'))
+_CONFIG = script.config_flag('federated')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/federated', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

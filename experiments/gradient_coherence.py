@@ -11,12 +11,11 @@ Prints the headline records (one JSON object a line) and writes ``config.json``,
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import gradient_coherence
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('gradient_coherence'))
+_CONFIG = script.config_flag('gradient_coherence')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/coherence', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

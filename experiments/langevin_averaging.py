@@ -9,12 +9,11 @@ Prints the headline records (one JSON object a line) and writes ``config.json``,
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import langevin_averaging
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('langevin_averaging'))
+_CONFIG = script.config_flag('langevin_averaging')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/langevin', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

@@ -9,12 +9,11 @@ Prints test accuracy per sparsity for both pruners and writes ``config.json``, `
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import pruning
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('pruning'))
+_CONFIG = script.config_flag('pruning')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/pruning', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

@@ -9,12 +9,11 @@ Runs no experiment: each row names the command that measured its number.
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import reproductions
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('reproductions'))
+_CONFIG = script.config_flag('reproductions')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/reproductions', 'Where config and results go.')
 
 if __name__ == '__main__':

@@ -9,12 +9,11 @@ under ``--workdir`` and prints the worst-case table.
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import robust
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('robust'))
+_CONFIG = script.config_flag('robust')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/robust', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

@@ -9,12 +9,11 @@ Prints epsilon and variance per mechanism and parameter and writes ``config.json
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import rqm
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('rqm'))
+_CONFIG = script.config_flag('rqm')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/rqm', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

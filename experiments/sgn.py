@@ -9,12 +9,11 @@ Prints the headline records (one JSON object a line, next to the paper's numbers
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import sgn
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('sgn'))
+_CONFIG = script.config_flag('sgn')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/sgn', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

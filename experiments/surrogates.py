@@ -10,12 +10,11 @@ writes ``config.json``, ``results.json``, ``metrics.jsonl`` and ``surrogates.png
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import surrogates
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('surrogates'))
+_CONFIG = script.config_flag('surrogates')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/surrogates', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

@@ -10,12 +10,11 @@ Prints the headline records (one JSON object a line) and writes ``config.json``,
 
 from absl import app, flags
 import jax
-from ml_collections import config_flags
 
 from experiments.lib import tensor_kernels
 from experiments.lib.common import script
 
-_CONFIG = config_flags.DEFINE_config_file('config', script.config_path('tensor_kernels'))
+_CONFIG = script.config_flag('tensor_kernels')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/polyak/tensor_kernels', 'Where config, metrics, results and plots go.')
 
 if __name__ == '__main__':

@@ -230,7 +230,7 @@ def scale_by_dgc(density: float = 0.001, momentum: float = 0.9, *, axis_name: st
   (Array([[2. , 0. ],
          [0. , 1.5]], dtype=float32), Array([1., 1.], dtype=float32), Array(13, dtype=int32))
   """
-  with optim_checks.owner('scale_by_dgc'):
+  with optim_checks.owner('scale_by_dgc') as name:  # dgc's name when dgc called this
     checks.fraction(density, 'density')
     optim_checks.decay_rate('momentum', momentum)
     if clip_norm is not None:
@@ -255,6 +255,7 @@ def scale_by_dgc(density: float = 0.001, momentum: float = 0.9, *, axis_name: st
 
   def update_fn(updates, state, params=None):
     del params
+    optim_checks.same_structure(updates, state.momentum, name)
     n = axis.axis_size(axis_name)
     m = jnp.asarray(momentum, jnp.float32)
     if clip_norm is not None:  # local clipping: the global threshold scaled by N^(-1/2)

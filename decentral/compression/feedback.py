@@ -48,6 +48,7 @@ from decentral import axis, ledger
 from decentral.compression.collectives import gather_decode
 from decentral.compression.sparsifiers import identity
 from decentral.compression.trees import compress_tree, decompress_tree, tree_nbytes
+from optim import checks as optim_checks
 from decentral.compression.wire import Compressor
 
 PyTree = Any
@@ -124,6 +125,7 @@ def error_feedback(compressor: Compressor, *, axis_name: str, flat: bool = False
 
   def update_fn(updates, state, params=None):
     del params
+    optim_checks.same_structure(updates, state.error, 'error_feedback')
     p = jax.tree.map(lambda g, e: g + e.astype(g.dtype), updates, state.error)
     packed = packing.pack(p)
     payloads = compress_tree(compressor, packed, axis.worker_key(state.key, state.count, axis_name))
@@ -144,7 +146,7 @@ def _weights(smoothness, name='smoothness'):
   return L / L.sum()
 
 
-def _ef21(compressor, axis_name, weights, init, flat, seed, mode):
+def _ef21(compressor, axis_name, weights, init, flat, seed, mode, name):
   _check(compressor, axis_name)
   if init not in ('full', 'zero'):
     raise ValueError(f"init must be 'full' or 'zero', got {init!r}")
@@ -156,6 +158,7 @@ def _ef21(compressor, axis_name, weights, init, flat, seed, mode):
 
   def update_fn(updates, state, params=None):
     del params
+    optim_checks.same_structure(updates, state.worker, name)
     n = axis.axis_size(axis_name)
     if weights is not None and len(weights) != n:
       raise ValueError(f'smoothness has {len(weights)} constants but axis {axis_name!r} has n={n} workers')
@@ -225,7 +228,7 @@ def ef21(compressor: Compressor, *, axis_name: str, init: str = 'full', flat: bo
   >>> u[0], sent[0]
   (Array([2.5, 2. ], dtype=float32), Array(5, dtype=int32))
   """
-  return _ef21(compressor, axis_name, None, init, flat, seed, mode)
+  return _ef21(compressor, axis_name, None, init, flat, seed, mode, 'ef21')
 
 
 def ef21_w(compressor: Compressor, smoothness: Sequence[float], *, axis_name: str, init: str = 'full',
@@ -244,7 +247,7 @@ def ef21_w(compressor: Compressor, smoothness: Sequence[float], *, axis_name: st
   Returns:
     A ``GradientTransformation`` with :class:`EF21State`.
   """
-  return _ef21(compressor, axis_name, _weights(smoothness), init, flat, seed, mode)
+  return _ef21(compressor, axis_name, _weights(smoothness), init, flat, seed, mode, 'ef21_w')
 
 
 def ef21_stepsize(smoothness_global: float, smoothness: Sequence[float], alpha: float, *,

@@ -144,7 +144,8 @@ def local_sgd(inner: optax.GradientTransformation, outer: optax.GradientTransfor
     A ``GradientTransformation`` whose state is a :class:`LocalSGDState`. All workers must start from the
     same parameters (the anchor is initialised from them).
   """
-  h = checks.positive_int(sync_every, 'sync_every')
+  with optim_checks.owner('local_sgd') as name:  # the entry's name (diloco, edit, ...) when one built this
+    h = checks.positive_int(sync_every, 'sync_every')
 
   def outer_init(params):
     return tuple(outer.init(x) for x in jax.tree.leaves(params)) if leafwise_outer else outer.init(params)
@@ -175,8 +176,8 @@ def local_sgd(inner: optax.GradientTransformation, outer: optax.GradientTransfor
   def update_fn(grads, state, params=None):
     if params is None:
       raise ValueError('local SGD needs the current params: call update(grads, state, params)')
-    optim_checks.same_structure(grads, state.anchor, 'local_sgd grads')
-    optim_checks.same_structure(params, state.anchor, 'local_sgd params')
+    optim_checks.same_structure(grads, state.anchor, f'{name} grads')
+    optim_checks.same_structure(params, state.anchor, f'{name} params')
     inner_u, inner_state = inner.update(grads, state.inner_state, params)
     count = state.count + 1
     local = optax.apply_updates(params, inner_u)

@@ -155,10 +155,11 @@ def disrupted_dsgd(learning_rate: optax.ScalarOrSchedule, topology: Topology, *,
   Returns:
     A ``GradientTransformation`` for one worker (needs ``params``).
   """
-  with optim_checks.owner('disrupted_dsgd'):
+  with optim_checks.owner('disrupted_dsgd') as name:
     optim_checks.learning_rate(learning_rate)
     if momentum is not None:
       optim_checks.decay_rate('momentum', momentum)
-    return optax.chain(optax.sgd(learning_rate, momentum),
-                       disrupted_gossip(topology, axis_name=axis_name, fail_round=fail_round, failed_nodes=failed_nodes,
-                                        failed_links=failed_links, reweight=reweight))
+    tx = optax.chain(optax.sgd(learning_rate, momentum),
+                     disrupted_gossip(topology, axis_name=axis_name, fail_round=fail_round, failed_nodes=failed_nodes,
+                                      failed_links=failed_links, reweight=reweight))
+    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it

@@ -150,9 +150,10 @@ def dfedsam(learning_rate: optax.ScalarOrSchedule, topology: Topology, *, axis_n
   Returns:
     A ``GradientTransformationExtraArgs`` for one worker: ``update(grads, state, params, loss_fn=...)``.
   """
-  with optim_checks.owner('dfedsam'):
+  with optim_checks.owner('dfedsam') as name:
     optim_checks.learning_rate(learning_rate)
     if momentum is not None:
       optim_checks.decay_rate('momentum', momentum)
-    return optax.chain(sam_gradient(rho), optax.sgd(learning_rate, momentum),
-                       multi_gossip(topology, axis_name=axis_name, local_steps=local_steps, gossip_steps=gossip_steps))
+    tx = optax.chain(sam_gradient(rho), optax.sgd(learning_rate, momentum),
+                     multi_gossip(topology, axis_name=axis_name, local_steps=local_steps, gossip_steps=gossip_steps))
+    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it

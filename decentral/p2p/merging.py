@@ -116,10 +116,11 @@ def single_merge_dsgd(learning_rate: optax.ScalarOrSchedule, topology: Topology 
   Returns:
     A ``GradientTransformation`` for one worker (needs ``params``).
   """
-  with optim_checks.owner('single_merge_dsgd'):
+  with optim_checks.owner('single_merge_dsgd') as name:
     optim_checks.learning_rate(learning_rate)
     if momentum is not None:
       optim_checks.decay_rate('momentum', momentum)
-    return optax.chain(optax.sgd(learning_rate, momentum),
-                       scheduled_gossip(topology, axis_name=axis_name, merge_at=merge_at, gossip_every=gossip_every,
-                                        gossip_from=gossip_from))
+    tx = optax.chain(optax.sgd(learning_rate, momentum),
+                     scheduled_gossip(topology, axis_name=axis_name, merge_at=merge_at, gossip_every=gossip_every,
+                                      gossip_from=gossip_from))
+    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it

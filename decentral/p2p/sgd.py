@@ -92,11 +92,12 @@ def dsgd(learning_rate: optax.ScalarOrSchedule, topology: Topology, *, axis_name
   Returns:
     A ``GradientTransformation`` for one worker (needs ``params``).
   """
-  with optim_checks.owner('dsgd'):
+  with optim_checks.owner('dsgd') as name:
     optim_checks.learning_rate(learning_rate)
     if momentum is not None:
       optim_checks.decay_rate('momentum', momentum)
-    return optax.chain(optax.sgd(learning_rate, momentum), gossip_step(topology, axis_name=axis_name, alive=alive))
+    tx = optax.chain(optax.sgd(learning_rate, momentum), gossip_step(topology, axis_name=axis_name, alive=alive))
+    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it
 
 
 class RobustGossipState(NamedTuple):
@@ -202,12 +203,13 @@ def robust_dsgd(learning_rate: optax.ScalarOrSchedule, rule, *, f: int, axis_nam
   Returns:
     A ``GradientTransformation`` (needs ``params``).
   """
-  with optim_checks.owner('robust_dsgd'):
+  with optim_checks.owner('robust_dsgd') as name:
     optim_checks.learning_rate(learning_rate)
     optim_checks.decay_rate('momentum', momentum)  # a traced beta (batched configs) passes
-    return optax.chain(optax.ema(momentum, debias=False), optax.scale_by_learning_rate(learning_rate),
-                       robust_gossip(rule, axis_name=axis_name, f=f, attack=attack, topology=topology, center=center,
-                                     seed=seed, keep_own=keep_own))
+    tx = optax.chain(optax.ema(momentum, debias=False), optax.scale_by_learning_rate(learning_rate),
+                     robust_gossip(rule, axis_name=axis_name, f=f, attack=attack, topology=topology, center=center,
+                                   seed=seed, keep_own=keep_own))
+    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it
 
 
 def nearest_to_self(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree:

@@ -153,9 +153,10 @@ def variance_corrected_dsgd(learning_rate: optax.ScalarOrSchedule, topology: Top
   Returns:
     A ``GradientTransformation`` for one worker (needs ``params``).
   """
-  with optim_checks.owner('variance_corrected_dsgd'):
+  with optim_checks.owner('variance_corrected_dsgd') as name:
     optim_checks.learning_rate(learning_rate)
     if momentum is not None:
       optim_checks.decay_rate('momentum', momentum)
-    return optax.chain(optax.sgd(learning_rate, momentum),
-                       variance_corrected_gossip(topology, axis_name=axis_name, target=target, min_ndim=min_ndim))
+    tx = optax.chain(optax.sgd(learning_rate, momentum),
+                     variance_corrected_gossip(topology, axis_name=axis_name, target=target, min_ndim=min_ndim))
+    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it

@@ -34,6 +34,7 @@ import optax
 
 from decentral import axis, checks
 from decentral import stacked as stacked_lib
+from optim import checks as optim_checks
 
 PyTree = Any
 
@@ -113,7 +114,8 @@ def aggregate(rule: Rule | StatefulRule, *, axis_name: str, f: int = 0, seed: in
   Returns:
     A ``GradientTransformation`` for one worker; every worker ends with the same aggregate.
   """
-  checks.non_negative_int(f, 'f')
+  with optim_checks.owner('aggregate') as name:
+    checks.non_negative_int(f, 'f')
   stateful = isinstance(rule, StatefulRule)
 
   def init_fn(params):
@@ -130,7 +132,9 @@ def aggregate(rule: Rule | StatefulRule, *, axis_name: str, f: int = 0, seed: in
       raise ValueError(f'f={f} faulty workers need f < n/2, but the axis {axis_name!r} has n={n} workers')
     stacked = axis.all_gather(updates, axis_name)
     key = jax.random.fold_in(state.key, state.count)
-    if stateful:
+    if stateful:  # the state a rule would start from on these updates must be the one it carries
+      fresh = jax.eval_shape(rule.init, stacked if rule.stacked_init else updates)
+      optim_checks.same_structure(fresh, state.rule_state, f'{name} (the state of its stateful rule)')
       agg, rule_state = rule.apply(stacked, state.rule_state, f=f, key=key)
     else:
       agg, rule_state = rule(stacked, f=f, key=key), state.rule_state

@@ -17,6 +17,7 @@ import numpy as np
 from experiments.lib.common import claims
 from experiments.lib.common import data as data_lib
 from experiments.lib.common import models, results, training
+from experiments.lib.common import names as names_lib
 from experiments.lib.common import progress as progress_lib
 import optim
 from optim import registry
@@ -167,9 +168,9 @@ def plot(rows: list[dict]):
   fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
   for r in rows:
     t, loss = zip(*r['train_curve'])
-    left.plot(t, loss, label=r['optimizer'])
+    left.plot(t, loss, label=names_lib.label(r['optimizer']))
     t, ev = zip(*r['eval_curve'])
-    right.plot(t, [e['val'] for e in ev], marker='.', label=r['optimizer'])
+    right.plot(t, [e['val'] for e in ev], marker='.', label=names_lib.label(r['optimizer']))
   left.set(xlabel='step', ylabel='train loss (batch)', title='char transformer: training batches')
   right.set(xlabel='step', ylabel='validation loss', title='held-out windows')
   right.legend(fontsize=7)

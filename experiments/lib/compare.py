@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.lib.common import progress as progress_lib
+from experiments.lib.common import names as names_lib
 from experiments.lib.common import results, training, usage
 import optim
 from optim import registry
@@ -108,14 +109,14 @@ def styles(n: int) -> list[dict]:
 
 def plot(rows: list[dict]):
   """Batch-loss curves (legend in the order of the final full-batch loss, the best thick and starred) beside the
-  final full-batch losses as bars."""
+  final full-batch losses as bars; optimizers by their papers' names (``common.names``)."""
   import matplotlib.pyplot as plt
   ranked = sorted(rows, key=_final_loss)
   fig, (ax, bars) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={'width_ratios': [3, 2]})
   for i, (r, style) in enumerate(zip(ranked, styles(len(ranked)))):
     t, loss = zip(*r['curve'])
     best = i == 0
-    label = f'{r["optimizer"]} (best)' if best else r['optimizer']
+    label = names_lib.label(r['optimizer']) + (' (best)' if best else '')
     ax.plot(t, loss, label=label, linewidth=2.6 if best else 1.2, zorder=3 if best else 2, **style)
     if best:
       ax.plot(t[-1], loss[-1], marker='*', markersize=14, color=style['color'], markeredgecolor='black', zorder=4)
@@ -123,7 +124,7 @@ def plot(rows: list[dict]):
          title='Training curves (legend: best final full-batch loss first)')
   ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title='optimizer',
             title_fontsize=8)
-  names = [r['optimizer'] for r in ranked]
+  names = [names_lib.label(r['optimizer']) for r in ranked]
   values = [_final_loss(r) for r in ranked]
   finite = [v for v in values if np.isfinite(v)]
   shown = [v if np.isfinite(v) else (max(finite) if finite else 1.0) for v in values]

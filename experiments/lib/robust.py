@@ -322,32 +322,69 @@ def table(results: list[dict]) -> str:
       else:
         cells.append(f'{"-":>16s}')
     lines.append(f'{rule:>22s} ' + ' '.join(cells))
-  return '\n'.join(lines)
+  legend = attack_legend(r['attack'] for r in results)
+  return '\n'.join(lines + ([f'attacks: {legend}'] if legend else []))
 
 
-_SHORT = {'sign_flipping': 'SF', 'inner_product_manipulation': 'IPM', 'a_little_is_enough': 'ALIE',
-          'fall_of_empires': 'FOE', 'mimic': 'mimic', 'gaussian': 'gauss', 'not_a_number': 'NaN',
-          'label_flipping': 'LF', 'optimal_alie': 'opt-ALIE', 'optimal_ipm': 'opt-IPM', 'none': 'none'}
+# The table's and the heatmap's short attack names, each with its spelling (the caption under both).
+_ATTACKS = {
+    'sign_flipping': ('SF', 'sign flipping'),
+    'inner_product_manipulation': ('IPM', 'inner-product manipulation'),
+    'a_little_is_enough': ('ALIE', 'a little is enough'),
+    'fall_of_empires': ('FOE', 'fall of empires'),
+    'mimic': ('mimic', 'mimic an honest worker'),
+    'gaussian': ('gauss', 'Gaussian noise'),
+    'not_a_number': ('NaN', 'not-a-number vectors'),
+    'label_flipping': ('LF', 'label flipping'),
+    'optimal_alie': ('opt-ALIE', 'ALIE with a line-searched scale (ByzFL)'),
+    'optimal_ipm': ('opt-IPM', 'IPM with a line-searched scale (ByzFL)'),
+    'none': ('none', 'no attack'),
+}
+_RULES = {'mean': 'mean', 'median': 'coordinate-wise median', 'trimmed_mean': 'coordinate-wise trimmed mean',
+          'krum': 'Krum', 'geometric_median': 'geometric median',
+          'nnm+trimmed_mean': 'nearest-neighbour mixing + trimmed mean'}
 
 
 def _short(name):
-  return _SHORT.get(name, name)
+  return _ATTACKS.get(name, (name, name))[0]
+
+
+def attack_legend(attacks) -> str:
+  """``SF = sign flipping, ALIE = a little is enough, ...`` for the abbreviated ``attacks``, in their order."""
+  spelt = [_ATTACKS[a] for a in dict.fromkeys(attacks) if a in _ATTACKS and _ATTACKS[a][0] != a]
+  return ', '.join(f'{short} = {long}' for short, long in spelt)
+
+
+def rule_label(rule: str) -> str:
+  """A table rule spelt out: ``monna(beta=0.9)`` -> ``MoNNA (momentum + nearest-neighbour averaging), β = 0.9``."""
+  if rule.startswith('monna(beta='):
+    return f'MoNNA (momentum + nearest-neighbour averaging), β = {rule[len("monna(beta="):-1]}'
+  return _RULES.get(rule, rule)
 
 
 def heatmap(results: list[dict]):
+  """Worst-case test accuracy over attacks per rule (rows) and (f, alpha) (columns), each cell naming the attack
+  that reached it; the caption spells the attacks out."""
   import matplotlib.pyplot as plt
   worst = worst_case(results)
   rules = list(dict.fromkeys(r['rule'] for r in results))
   cols = sorted({(f, a) for _, f, a in worst}, key=lambda c: (c[0], -c[1]))
   grid = np.array([[worst.get((r, *c), (np.nan,))[0] for c in cols] for r in rules])
-  fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 3, 0.5 * len(rules) + 1.5))
+  fig, ax = plt.subplots(figsize=(1.4 * len(cols) + 5, 0.55 * len(rules) + 2.3))
   im = ax.imshow(grid, vmin=0, vmax=1, cmap='viridis', aspect='auto')
-  ax.set_xticks(range(len(cols)), [f'f={f}\nα={a:g}' for f, a in cols])
-  ax.set_yticks(range(len(rules)), rules)
-  for i in range(len(rules)):
-    for j in range(len(cols)):
+  ax.set_xticks(range(len(cols)), [f'f = {f}\nα = {a:g}' for f, a in cols])
+  ax.set_yticks(range(len(rules)), [rule_label(r) for r in rules])
+  ax.set_xlabel('faulty workers f, Dirichlet label skew α (smaller α: more skewed)')
+  for i, rule in enumerate(rules):
+    for j, c in enumerate(cols):
       if np.isfinite(grid[i, j]):
-        ax.text(j, i, f'{grid[i, j]:.2f}', ha='center', va='center', color='w' if grid[i, j] < 0.6 else 'k')
-  fig.colorbar(im, ax=ax, label='worst-case test accuracy')
-  ax.set_title('worst case over attacks')
+        ax.text(j, i, f'{grid[i, j]:.2f}\n{_short(worst[(rule, *c)][1])}', ha='center', va='center', fontsize=8,
+                color='w' if grid[i, j] < 0.6 else 'k')
+  bar = fig.colorbar(im, ax=ax, ticks=np.linspace(0, 1, 6))
+  bar.set_label('worst-case test accuracy over attacks')
+  ax.set_title('Worst case over attacks (each cell: accuracy, the attack reaching it)')
+  legend = attack_legend(r['attack'] for r in results)
+  if legend:
+    fig.text(0.01, 0.01, f'Attacks: {legend}.', fontsize=8, wrap=True, va='bottom')
+  fig.tight_layout(rect=(0, 0.08, 1, 1))
   return fig

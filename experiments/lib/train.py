@@ -6,6 +6,9 @@ for bit, as an uninterrupted run: the batch and the oracle key of step t are pur
 metric rows logged after the restored checkpoint are dropped before they are logged again. A Ctrl-C (also while
 an asynchronous checkpoint is being written) lets the save in flight finish and keeps the workdir resumable; a
 rerun of a finished workdir says so and prints the stored results instead of evaluating again.
+
+With ``config.privacy.noise_multiplier`` set the run is DP-SGD (experiments/lib/common/dp_training.py) and the
+epsilon spent so far is on every progress line, every metrics row and in the final table.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from experiments.lib.common import progress as progress_lib
-from experiments.lib.common import results, training, usage
+from experiments.lib.common import dp_training, results, training, usage
 from optim import registry
 
 CLAIMS = ()  # a training script, not a reproduction
@@ -38,6 +41,19 @@ def _optimizer(config):
   return entry, entry.build(**hparams)
 
 
+def _advance(config, problem, entry, tx):
+  """``advance(params, opt_state, t) -> (params, opt_state, batch loss)``: step t, private or not."""
+  if dp_training.enabled(config):
+    return dp_training.make_advance(problem.model, problem.dataset, tx, config)
+  step = training.make_step(problem.model, entry, tx)
+
+  def advance(params, opt_state, t):
+    x, y = training.batch(problem.dataset, config.batch_size, t, config.seed)
+    return step(params, opt_state, x, y, training.oracle_key(config.seed, t))
+
+  return advance
+
+
 def _finished(workdir: str, steps: int, manager) -> dict | None:
   """The stored results of a run that already reached ``steps`` in ``workdir`` (None if it has not)."""
   path = os.path.join(workdir, 'results.json')
@@ -55,6 +71,13 @@ def run(config, workdir: str) -> dict:
   workdir = os.path.abspath(workdir)
   entry, tx = _optimizer(config)  # a misspelt argument fails before the workdir is touched
   problem = training.make_problem(config.data_dir or None, config.model, config.seed)
+  private, num_examples = dp_training.enabled(config), len(problem.dataset.x_train)
+  if private:  # a bad privacy setting fails here too, before the workdir is touched
+    tx = dp_training.transform(config, entry, tx, num_examples)
+
+  def spent(steps):  # the privacy field of a row: the epsilon spent by `steps` steps (none if not private)
+    return {'epsilon': dp_training.epsilon(config, num_examples, steps)} if private else {}
+
   state = {'params': problem.params, 'opt_state': tx.init(problem.params)}
   manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'),
                                   options=ocp.CheckpointManagerOptions(max_to_keep=2))
@@ -69,20 +92,20 @@ def run(config, workdir: str) -> dict:
   if start:
     print(f'resumed from step {start}', flush=True)
   writer = results.Writer(workdir, config, resume_step=start)
-  step = training.make_step(problem.model, entry, tx)
+  advance = _advance(config, problem, entry, tx)
   end = config.steps if config.stop_after < 0 else min(config.steps, config.stop_after)
   progress = progress_lib.Progress(config.steps, f'[{config.optimizer.name}]', every=config.log_every, start=start,
                                    unit='step')
   params, opt_state, loss, done, saved = state['params'], state['opt_state'], float('nan'), start, start
   try:
     for t in range(start, end):
-      x, y = training.batch(problem.dataset, config.batch_size, t, config.seed)
-      params, opt_state, loss = step(params, opt_state, x, y, training.oracle_key(config.seed, t))
+      params, opt_state, loss = advance(params, opt_state, t)
       done = t + 1
       if done % config.log_every == 0 or done == end:
         loss = float(loss)
-        progress(done, loss=loss)
-        writer.metrics([{'step': done, 'loss': loss}])
+        row = {'step': done, 'loss': loss, **spent(done)}
+        progress(done, **{k: v for k, v in row.items() if k != 'step'})
+        writer.metrics([row])
       elif done == start + 1:
         progress(done)  # starts the clock after the first (compiled) step
       if done % config.checkpoint_every == 0 or done == end:
@@ -94,13 +117,16 @@ def run(config, workdir: str) -> dict:
     raise
   finally:  # an exception (a Ctrl-C too) still lets the checkpoint in flight finish
     manager.close()
-  result = {'params': params, 'step': max(start, end), 'loss': float(loss)}
+  result = {'params': params, 'step': max(start, end), 'loss': float(loss), **spent(max(start, end))}
+  if private:
+    result['delta'] = config.privacy.delta
   if end == config.steps:
     ds = problem.dataset
     result['train_loss'] = training.full_loss(problem.model, params, ds.x_train, ds.y_train)
     result['test_accuracy'] = training.accuracy(problem.model, params, ds.x_test, ds.y_test)
     if start < end:  # a rerun of a finished run logs nothing twice
-      writer.metrics([{'step': end, 'train_loss': result['train_loss'], 'test_accuracy': result['test_accuracy']}])
+      writer.metrics([{'step': end, 'train_loss': result['train_loss'], 'test_accuracy': result['test_accuracy'],
+                       **spent(end)}])
     writer.results({k: v for k, v in result.items() if k != 'params'})
     if writer.active:
       writer.figure(plot(results.read_jsonl(writer.path('metrics.jsonl')), config), 'loss.png')
@@ -125,12 +151,13 @@ def plot(rows: list[dict], config):
 
 
 def table(result: dict) -> str:
+  spent = f', epsilon {result["epsilon"]:.4g} at delta {result["delta"]:g}' if 'epsilon' in result else ''
   if 'test_accuracy' not in result:
-    return (f'stopped at step {result["step"]}, batch loss {result["loss"]:.4f} '
+    return (f'stopped at step {result["step"]}, batch loss {result["loss"]:.4f}{spent} '
             '(rerun with the same workdir to resume)')
   loss = (f'train loss {result["train_loss"]:.4f} (full batch)' if 'train_loss' in result
           else f'batch loss {result["loss"]:.4f}')
-  return f'step {result["step"]}: {loss}, test accuracy {result["test_accuracy"]:.4f}'
+  return f'step {result["step"]}: {loss}, test accuracy {result["test_accuracy"]:.4f}{spent}'
 
 
 

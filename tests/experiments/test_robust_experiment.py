@@ -36,3 +36,24 @@ def test_tiny_grid_runs_and_tabulates(tmp_path):
   worst = robust.worst_case(rows)
   for (rule, f, alpha), (acc, attack) in worst.items():
     assert acc == min(r['test_accuracy'] for r in rows if (r['rule'], r['f'], r['alpha']) == (rule, f, alpha))
+
+
+def test_heatmap_spells_out_attacks_and_rules_and_its_colour_bar_has_ticks():
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  results = [{'rule': rule, 'f': 1, 'alpha': 1.0, 'attack': attack, 'test_accuracy': acc}
+             for rule, attack, acc in [('monna(beta=0.9)', 'a_little_is_enough', 0.4),
+                                       ('monna(beta=0.9)', 'sign_flipping', 0.7),
+                                       ('nnm+trimmed_mean', 'fall_of_empires', 0.5)]]
+  fig = robust.heatmap(results)
+  ax, bar = fig.axes
+  assert [t.get_text() for t in ax.get_yticklabels()] == [
+      'MoNNA (momentum + nearest-neighbour averaging), β = 0.9', 'nearest-neighbour mixing + trimmed mean']
+  assert sorted(t.get_text() for t in ax.texts) == ['0.40\nALIE', '0.50\nFOE']
+  caption = ' '.join(t.get_text() for t in fig.texts)
+  for spelled in ('ALIE = a little is enough', 'SF = sign flipping', 'FOE = fall of empires'):
+    assert spelled in caption
+  assert len(bar.get_yticks()) == 6 and 'accuracy' in bar.get_ylabel()
+  assert robust.table(results).splitlines()[-1].startswith('attacks: ALIE = a little is enough')
+  plt.close(fig)

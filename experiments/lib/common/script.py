@@ -6,14 +6,15 @@ Each experiment's library module (``experiments/lib/<x>``) offers
     table(outputs) -> str                # what the script prints
     CLAIMS                               # the paper claims it measures (common.claims.Claim), maybe empty
 
-so an entry point is a config flag (``script.config_flag('<x>')``, or ml_collections' ``DEFINE_config_file``), a
-workdir flag and ``main = script.main(lib, config, workdir)``.
+so an entry point is a config flag (``script.config_flag('<x>')``, never ml_collections' ``DEFINE_config_file``
+directly: tests/experiments/test_entry_points.py checks), a workdir flag and ``main = script.main(lib, config,
+workdir)``.
 
 Runs are quiet by default: absl logs warnings and errors only, so orbax's per-checkpoint INFO lines and JAX's
 backend notices stay off the console (``--verbosity=0`` shows them, ``--verbosity=1`` adds debug lines). What a
 run prints is its progress lines (``experiments/lib/common/progress.py``), its table and the files it wrote. A
-mistake on the command line (an unknown ``--config.<field>`` with ``config_flag``, a misspelt optimizer name, a
-missing data directory) is one line, ``error: ...`` with the nearest valid names
+mistake on the command line (an unknown ``--config.<field>``, a misspelt optimizer name, a missing data
+directory) is one line, ``error: ...`` with the nearest valid names
 (``experiments/lib/common/usage.py``), and exit status 2; Ctrl-C stops with status 130 and no traceback (a
 training run keeps its checkpoints: rerun to resume).
 

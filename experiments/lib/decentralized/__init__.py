@@ -14,7 +14,9 @@
 - ``srrw``: SA-SRRW token SGD, the iterates' scaled error against the repellence alpha;
 - ``dimat``: DIMAT's permutation-aligned merging against plain averaging in the first merges;
 - ``bristle``: Bristle's class-wise integration against the robust gossip rules under Byzantine attacks;
-- ``sybilwall``: SybilWall's gossip of non-neighbours' updates against a targeted Sybil attack.
+- ``sybilwall``: SybilWall's gossip of non-neighbours' updates against a targeted Sybil attack;
+- ``modest``: MoDeST under churn against FedAvg and D-SGD: time and bytes per node to a target accuracy;
+- ``dadao``: DADAO on Poisson clocks, its linear rate and gradients per decade against kappa (sqrt(kappa)).
 
 :mod:`experiments.lib.decentralized.harness` holds what they share: digits split over workers, the MLP, a jitted
 round of local steps on the worker axis, the accuracy of every worker's model.
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 from experiments.lib.common import subexperiments
 from experiments.lib.decentralized import bristle, dfedsam, dimat, disruption, merging, srrw, sybilwall, variance
+from experiments.lib.decentralized import modest
+from experiments.lib.decentralized import dadao
 
 EXPERIMENTS = {
     'dfedsam': dfedsam,
@@ -34,6 +38,8 @@ EXPERIMENTS = {
     'dimat': dimat,
     'bristle': bristle,
     'sybilwall': sybilwall,
+    'modest': modest,
+    'dadao': dadao,
 }
 _SUBEXPERIMENTS = subexperiments.SubExperiments(EXPERIMENTS)
 CLAIMS = _SUBEXPERIMENTS.claims
