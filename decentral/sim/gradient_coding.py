@@ -54,6 +54,7 @@ True
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 import math
@@ -130,7 +131,7 @@ class Result:
   rounds: list
 
 
-class Scheme:
+class Scheme(abc.ABC):
   """A coding scheme: ``units`` per job, ``delay`` T, each worker's normalised load per round (``worker_load``,
   the fraction of a job's data it processes), its straggler model (:meth:`tolerates`) and :meth:`run` over a
   straggler pattern."""
@@ -148,12 +149,13 @@ class Scheme:
   def rounds(self, jobs: int) -> int:
     return jobs + self.delay
 
+  @abc.abstractmethod
   def tolerates(self, history: np.ndarray, now: np.ndarray) -> bool:
-    raise NotImplementedError
+    """Whether the straggler set ``now`` (bool n), after the rounds ``history``, is within the code's model."""
 
+  @abc.abstractmethod
   def run(self, pattern: np.ndarray, unit_grads: np.ndarray) -> Result:
     """``pattern``: bool (rounds x n), True = straggler; ``unit_grads``: (jobs, units, d)."""
-    raise NotImplementedError
 
 
 class GradientCode(Scheme):

@@ -2,9 +2,9 @@
 
 Per-example updates carry a leading batch axis of size B on every leaf (``optim.per_example_grads`` makes them).
 Example i is scaled by ``min(1, C / ||g_i||)`` so that its contribution has norm at most C, either with one global
-norm over all leaves (``l2_norm_clip`` a number, Abadi et al. 2016) or with a budget C_l per leaf (``l2_norm_clip``
-a tree of numbers with the structure of one example, Opacus's per-layer clipping), whose total is
-``sqrt(sum_l C_l^2)`` (:func:`sensitivity`).
+norm over all leaves (``l2_norm_clip`` a number, Abadi et al. 2016, arXiv 1607.00133) or with a budget C_l per leaf
+(``l2_norm_clip`` a tree of numbers with the structure of one example, Opacus's per-layer clipping), whose total
+is ``sqrt(sum_l C_l^2)`` (:func:`sensitivity`).
 
 The rule for degenerate examples, the same in every function here:
 
