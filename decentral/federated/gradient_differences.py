@@ -34,7 +34,7 @@ from jax import lax
 
 from decentral import axis, checks
 from optim import checks as optim_checks
-from optim.optimizers.langevin import gaussian_like
+from optim.trees import gaussian_like
 from optim.privacy import accounting, clipping
 
 PyTree = Any

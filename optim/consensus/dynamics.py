@@ -48,6 +48,8 @@ import optax
 import numpy as np
 from jax import lax
 
+from optim.trees import gaussian_like
+
 PyTree = Any
 AxisName = str | Sequence[str]
 NOISES = ('isotropic', 'anisotropic', 'none')
@@ -102,12 +104,6 @@ def consensus_point(x: PyTree, energy: jax.Array, alpha: jax.Array, axis_name: A
   return jax.tree.map(lambda leaf: lax.psum(w.astype(leaf.dtype) * leaf, axis) / total.astype(leaf.dtype), x)
 
 
-def _normal_like(key: jax.Array, tree: PyTree) -> PyTree:
-  leaves, treedef = jax.tree.flatten(tree)
-  return treedef.unflatten([jax.random.normal(jax.random.fold_in(key, i), jnp.shape(x), jnp.result_type(x))
-                            for i, x in enumerate(leaves)])
-
-
 def cbo(f: Callable[[PyTree], jax.Array], *, alpha: float = 1.0, lam: float = 1.0, sigma: float = 5.1,
         dt: float = 0.01, noise: str = 'isotropic', lam_grad: float = 0.0, alpha_growth: float = 1.0,
         alpha_max: float = 1e5) -> ParticleDynamics:
@@ -159,7 +155,7 @@ def cbo(f: Callable[[PyTree], jax.Array], *, alpha: float = 1.0, lam: float = 1.
     if grad is not None:
       move = jax.tree.map(lambda m, g: m - lam_grad * dt * g, move, grad)
     if noise != 'none' and sigma:
-      xi = _normal_like(jax.random.fold_in(jax.random.fold_in(key, state.count), particle_index(axis_name)), x)
+      xi = gaussian_like(jax.random.fold_in(jax.random.fold_in(key, state.count), particle_index(axis_name)), x)
       scale = sigma * math.sqrt(dt)
       if noise == 'isotropic':
         norm = optax.global_norm(drift)

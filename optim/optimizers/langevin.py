@@ -38,6 +38,7 @@ import numpy as np
 import optax
 
 from optim import checks
+from optim.trees import gaussian_like
 
 
 PyTree = Any
@@ -52,24 +53,12 @@ def _check(name: str, value: Any, ok, expected: str) -> None:
     raise ValueError(f'{checks.qualified(name)} must be {expected}, got {value!r}')
 
 
-def _noise_dtype(x: jax.Array):
-  # Draw in at least float32 (bf16 normals are coarse), in float64 when the parameters are.
-  return jnp.promote_types(x.dtype, jnp.float32)
-
-
 def _sq_norm(tree: PyTree, dtype) -> jax.Array:
   return sum(jnp.sum(jnp.square(x.astype(dtype))) for x in jax.tree.leaves(tree))
 
 
 def _vdot(a: PyTree, b: PyTree, dtype) -> jax.Array:
   return sum(jnp.sum(x.astype(dtype) * y.astype(dtype)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
-def gaussian_like(key: jax.Array, tree: PyTree) -> PyTree:
-  """``xi ~ N(0, I)`` shaped like ``tree``, leaf ``i`` drawn from ``fold_in(key, i)`` in float32 or wider."""
-  leaves, treedef = jax.tree.flatten(tree)
-  return treedef.unflatten([jax.random.normal(jax.random.fold_in(key, i), jnp.shape(x), _noise_dtype(x))
-                            for i, x in enumerate(leaves)])
 
 
 class LangevinNoiseState(NamedTuple):

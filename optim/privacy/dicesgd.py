@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from optim import checks
-from optim.optimizers.langevin import gaussian_like
+from optim.trees import gaussian_like
 from optim.privacy import clipping
 
 PyTree = Any

@@ -19,7 +19,7 @@ import optax
 from jax import lax
 
 from optim import checks
-from optim.optimizers.langevin import gaussian_like
+from optim.trees import gaussian_like
 from optim.privacy import clipping
 
 PyTree = Any

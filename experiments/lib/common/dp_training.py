@@ -21,7 +21,6 @@ accuracy, which read the data without noise (monitoring, as in Opacus's examples
 
 from __future__ import annotations
 
-import logging
 from typing import Callable
 
 import jax
@@ -35,17 +34,6 @@ from optim.privacy import accounting, sampling
 
 # Batch keys are fold_in(fold_in(key(seed), BATCH_STREAM), t), apart from the noise keys fold_in(key(seed), t).
 BATCH_STREAM = 1 << 30
-
-
-class _DroppedOrders(logging.Filter):
-  """Hides dp_accounting's RDP warning about the orders it drops (small orders at a large q, on every call): the
-  epsilon is a minimum over the orders kept, still a valid bound, so the line tells a training run nothing."""
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    return 'failed to converge' not in record.getMessage()
-
-
-logging.getLogger('absl').addFilter(_DroppedOrders())
 
 _poisson = jax.jit(sampling.poisson_batch, static_argnums=(1, 3))
 _shuffled = jax.jit(sampling.shuffled_batch, static_argnums=(2, 3))

@@ -1,6 +1,7 @@
 """Accounting: epsilon equals dp_accounting's own accountants for the same (sigma, q, steps, delta), RDP and PLD;
 the inverse round-trips; shuffling is accounted without amplification; truncated Poisson goes through PLD."""
 
+import logging
 import math
 
 import dp_accounting
@@ -64,3 +65,15 @@ def test_no_noise_is_not_private_and_bad_input_is_named():
     privacy.epsilon(1.0, 0.1, 10, 1e-5, accountant='moments')
   with pytest.raises(ValueError, match='delta'):
     privacy.epsilon(1.0, 0.1, 10, 0.0)
+
+
+def test_dropped_order_warnings_are_quiet_only_inside_the_accountant(caplog):
+  # At q = 0.9, sigma = 0.5 dp_accounting warns that small orders fail to converge; epsilon (a minimum over the
+  # orders kept) is unaffected, so polyak hides those lines, and only while its own accountant call runs.
+  absl_logger = logging.getLogger('absl')
+  filters = list(absl_logger.filters)
+  with caplog.at_level(logging.WARNING, logger='absl'):
+    eps = privacy.epsilon(0.5, 0.9, 10, 1e-5)
+  assert 'failed to converge' not in caplog.text
+  assert absl_logger.filters == filters
+  assert eps == pytest.approx(_direct('rdp', 0.5, 0.9, 10, 1e-5))

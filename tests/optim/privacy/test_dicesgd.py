@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import optim
-from optim.optimizers.langevin import gaussian_like
+from optim.trees import gaussian_like
 
 
 def _clip(x, c):

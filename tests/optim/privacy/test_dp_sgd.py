@@ -13,7 +13,7 @@ import pytest
 import optim
 from decentral import axis
 from experiments.lib.common import data
-from optim.optimizers.langevin import gaussian_like
+from optim.trees import gaussian_like
 from optim.privacy import sampling
 
 
