@@ -200,6 +200,26 @@ for align in (False, True):
   print(f'aligned={align}: max output change {gap:.2e}')
 
 # %% [markdown]
+# The same merge on the worker axis (`decentral.dimat_dsgd`, here with a zero step): each worker receives the
+# other's model and solves the assignment inside its jitted step (an exact Hungarian method in JAX).
+
+# %%
+tx = decentral.dimat_dsgd(0.0, decentral.complete(2), axis_name='workers', spec=decentral.p2p.mlp_spec(2),
+                          activations=decentral.p2p.mlp_activations())
+
+
+def merge_step(params, batch):
+  updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params, batch=batch)
+  return jax.tree.map(jnp.add, params, updates)
+
+
+models = jax.tree.map(lambda a, b: jnp.stack([a, b]).astype(jnp.float32), mlp, twin)
+merged = decentral.axis.run(merge_step, 2, in_axes=(0, None))(models, jnp.asarray(x, jnp.float32))
+worker0 = jax.tree.map(lambda leaf: np.asarray(leaf[0], np.float64), merged)
+gap = np.abs(decentral.p2p.mlp_apply(worker0, x) - decentral.p2p.mlp_apply(mlp, x)).max()
+print(f'worker axis, float32: max output change {gap:.2e}')
+
+# %% [markdown]
 # ### SybilWall: gossip exposes a Sybil region (arXiv 2306.15044)
 # Four Sybils push one direction; one of them is node 0's neighbour. Judged only among node 0's neighbours it
 # looks honest; once gossip brings the other Sybils' updates, FoolsGold's similarity weights drop it to zero.

@@ -10,7 +10,11 @@ Run them for n workers with :func:`decentral.axis.run` under vmap, shard_map or 
 - :mod:`decentral.robust`: aggregation rules, pre-aggregations, attacks and the :func:`aggregate` transform;
 - :mod:`decentral.compression`: compressors with exact wire bytes, error feedback, DGC, FedZip, RQM;
 - :mod:`decentral.local_sgd`: DiLoCo, Streaming DiLoCo, SparseLoCo, EDiT and A-EDiT;
-- :mod:`decentral.p2p`: topologies, gossip, D-SGD, robust D-SGD and MoNNA;
+- :mod:`decentral.pipeline`: pipeline model parallelism on a ``stage`` axis (GPipe schedule, compressed links,
+  the (replica x stage) mesh) and heterogeneous SparseLoCo replicas;
+- :mod:`decentral.p2p`: topologies, gossip, D-SGD, robust D-SGD and MoNNA, and the serverless seed methods:
+  DFedSAM(-MGS), a single global merge, variance-corrected averaging, disrupted graphs, SA-SRRW token walks,
+  DIMAT, Bristle, SybilWall gossip, MoDeST and DADAO (the last two on the event simulator);
 - :mod:`decentral.federated`: federated learning: the round engine (client partitions, sampling, any local and
   server optimizer), FedAvg/FedAvgM/FedAdam/FedYogi, FedProx, FedStale/FedVARP, FedAMD, FedSpeed, FedSVD,
   curricula, DIFF2, Just One Byte, asynchronous FL (FedBuff, FedFix), FZooS and sketched updates;
@@ -20,7 +24,7 @@ Every public name is also here at the top (``decentral.krum``, ``decentral.diloc
 """
 
 from decentral import axis, checks, ledger, processes, stacked
-from decentral import compression, federated, local_sgd, p2p, robust, sim
+from decentral import compression, federated, local_sgd, p2p, pipeline, robust, sim
 from decentral import registry
 from decentral.compression import privacy
 from decentral.compression.deep_gradient import dgc, scale_by_dgc
@@ -36,16 +40,17 @@ from decentral.federated.zeroth_order import just_one_byte
 from decentral.ledger import CommStats, Ledger
 from decentral.local_sgd import diloco, edit, run_a_edit, sparseloco, streaming_diloco
 from decentral.p2p import modest
-from decentral.p2p.bristle import bristle_integrate
+from decentral.p2p.bristle import bristle_dsgd, bristle_gossip, bristle_integrate
 from decentral.p2p.dadao import dadao_events, dadao_run
-from decentral.p2p.dimat import align_mlp, dimat_merge, permute_mlp
+from decentral.p2p.dimat import align_mlp, dimat_dsgd, dimat_gossip, dimat_merge, permute_mlp
 from decentral.p2p.disruption import after_failure, disrupted_dsgd, disrupted_gossip
 from decentral.p2p.flatness import dfedsam, multi_gossip, sam_gradient
 from decentral.p2p.merging import global_merge, scheduled_gossip, single_merge_dsgd
 from decentral.p2p.random_walk import metropolis_hastings_walk, sa_srrw, self_repellent_kernel
 from decentral.p2p.sgd import (dsgd, gossip_step, honest_pivot_mean, monna, nearest_to_self, optimal_attack_for,
                                robust_dsgd, robust_gossip)
-from decentral.p2p.sybil_gossip import sybil_gossip_init, sybil_gossip_step, sybilwall_mix
+from decentral.p2p.sybil_gossip import (sybil_gossip_init, sybil_gossip_step, sybilwall_dsgd, sybilwall_gossip,
+                                        sybilwall_mix)
 from decentral.p2p.variance_correction import (variance_corrected_dsgd, variance_corrected_gossip,
                                                variance_corrected_mean)
 from decentral.p2p.topology import (Topology, barabasi_albert, circulant, complete, erdos_renyi, exponential,
@@ -71,8 +76,7 @@ from decentral.sim import events as async_sim
 __all__ = [
     # subpackages and modules
     'axis', 'checks', 'ledger', 'processes', 'stacked', 'registry', 'compression', 'federated', 'local_sgd', 'p2p',
-    'robust',
-    'sim', 'attacks', 'preaggregation', 'privacy', 'zeroth_order', 'async_sim',
+    'pipeline', 'robust', 'sim', 'attacks', 'preaggregation', 'privacy', 'zeroth_order', 'async_sim',
     # robust: the transform, rules, pre-aggregations, attacks
     'AggregateState', 'StatefulRule', 'aggregate', 'mean', 'one_round', 'get_rule', 'get_attack', 'median',
     'trimmed_mean',
@@ -92,7 +96,8 @@ __all__ = [
     'disrupted_dsgd', 'disrupted_gossip',
     # p2p: SA-SRRW token SGD, DIMAT merging, Bristle integration, SybilWall gossip
     'sa_srrw', 'metropolis_hastings_walk', 'self_repellent_kernel', 'dimat_merge', 'align_mlp', 'permute_mlp',
-    'bristle_integrate', 'sybil_gossip_init', 'sybil_gossip_step', 'sybilwall_mix',
+    'bristle_integrate', 'sybil_gossip_init', 'sybil_gossip_step', 'sybilwall_mix', 'dimat_dsgd', 'dimat_gossip',
+    'bristle_dsgd', 'bristle_gossip', 'sybilwall_dsgd', 'sybilwall_gossip',
     # p2p: MoDeST on the event simulator (decentral.modest.simulate / replay)
     'modest',
     # p2p: DADAO on independent Poisson clocks (decentral.dadao_events, then decentral.dadao_run)

@@ -32,6 +32,7 @@ import functools
 import inspect
 from typing import Any, Callable
 
+import jax
 import optax
 
 from decentral.compression import (deep_gradient, feedback, fedzip_codec, poisson_binomial, privacy, quantizers,
@@ -41,7 +42,7 @@ from decentral.federated import (anchor_sampling, fedopt, gradient_differences, 
 from decentral.federated import curricula, fedspeed, fedsvd
 from decentral.local_sgd import core as local_sgd_core
 from decentral.local_sgd import penalty, sparse, streaming
-from decentral.p2p import disruption, flatness, merging, variance_correction
+from decentral.p2p import bristle, dimat, disruption, flatness, merging, sybil_gossip, variance_correction
 from decentral.p2p import sgd as p2p_sgd
 from decentral.p2p import topology
 from decentral.robust import (aggregation, cclip, distance, flag, order_statistics, preaggregation, similarity,
@@ -204,6 +205,19 @@ transforms.register('variance_corrected_dsgd', variance_correction.variance_corr
 transforms.register('disrupted_dsgd', disruption.disrupted_dsgd, learning_rate=0.1,
                     topology=topology.barabasi_albert(_TEST_WORKERS, 2), fail_round=2, failed_nodes=(3,),
                     failed_links=((0, 1),), tags=('needs_params',))
+# DIMAT reads the suite's tree as one hidden layer relu(x @ dense.w + dense.b) of 3 units, matched on a batch of 16
+# inputs, merging every 2 steps on a ring; Bristle's head is (dense.w, dense.b) (4 features, 3 classes), its test set
+# 24 labelled samples, the last worker sending ALIE; SybilWall forwards with probability 0.5 on a ring.
+transforms.register('dimat_dsgd', dimat.dimat_dsgd, learning_rate=0.1, topology=topology.ring(_TEST_WORKERS),
+                    spec={'dense': {'w': (None, 'hidden'), 'b': ('hidden',)}, 'scale': ()},
+                    activations=dimat.dense_activations(('dense', 'w'), ('dense', 'b')), merge_every=2,
+                    extra_args=lambda key: {'batch': jax.random.normal(key, (16, 4))}, tags=('needs_params',))
+transforms.register('bristle_dsgd', bristle.bristle_dsgd, learning_rate=0.1, exploit=3, explore=1, tolerance=0.05,
+                    kernel=('dense', 'w'), bias=('dense', 'b'), f=1, attack=attack_fns.a_little_is_enough,
+                    extra_args=lambda key: {'features': jax.random.normal(key, (24, 4)),
+                                            'labels': jax.random.randint(key, (24,), 0, 3)}, tags=('needs_params',))
+transforms.register('sybilwall_dsgd', sybil_gossip.sybilwall_dsgd, learning_rate=0.1,
+                    topology=topology.ring(_TEST_WORKERS), forward_prob=0.5, tags=('needs_params',))
 # Robust D-SGD on the complete graph (all_gather), MoNNA on a ring (ppermute); the last worker attacks both.
 transforms.register('robust_dsgd', p2p_sgd.robust_dsgd, learning_rate=0.1, rule=order_statistics.trimmed_mean, f=1,
                     momentum=0.9, attack=attack_fns.a_little_is_enough, tags=('needs_params',))

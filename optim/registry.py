@@ -191,6 +191,7 @@ register('swan', swan.swan, learning_rate=0.02, tags=('matrix', 'stateless'))
 register('auon', auon.auon, learning_rate=0.05, tags=('matrix',))
 register('hybrid_auon', auon.hybrid_auon, learning_rate=0.05, tags=('matrix',))
 register('frugal', frugal.frugal, learning_rate=3e-3, tags=('matrix',))
+register('frugal_randomized', frugal.frugal, learning_rate=3e-3, svd_method='randomized', tags=('matrix',))
 register('coordinate_clip_sgd', clipping.coordinate_clip_sgd, learning_rate=0.1, fraction=0.01)
 register('sgld', langevin.sgld, learning_rate=0.1, beta=1e5, tags=('stateless',))
 # SSO needs the model on the batch and the loss of its outputs; given only the loss of the parameters (the

@@ -36,8 +36,8 @@ import numpy as np
 import optax
 
 from decentral import axis, checks
+from decentral.p2p.sgd import need_params, sgd_then
 from decentral.p2p.topology import Topology, metropolis_hastings, renormalised
-from optim import checks as optim_checks
 
 REWEIGHTS = ('renormalise', 'metropolis_hastings')
 
@@ -116,8 +116,7 @@ def disrupted_gossip(topology: Topology, *, axis_name: str, fail_round: int, fai
     return axis.varying(DisruptionState(jnp.zeros([], jnp.int32)), axis_name)
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError('disrupted_gossip needs the parameters: call update(updates, state, params)')
+    need_params(params, 'disrupted_gossip')
     n = axis.axis_size(axis_name)
     if n != topology.n:
       raise ValueError(f'topology has n={topology.n} workers but axis {axis_name!r} has {n}')
@@ -155,11 +154,6 @@ def disrupted_dsgd(learning_rate: optax.ScalarOrSchedule, topology: Topology, *,
   Returns:
     A ``GradientTransformation`` for one worker (needs ``params``).
   """
-  with optim_checks.owner('disrupted_dsgd') as name:
-    optim_checks.learning_rate(learning_rate)
-    if momentum is not None:
-      optim_checks.decay_rate('momentum', momentum)
-    tx = optax.chain(optax.sgd(learning_rate, momentum),
-                     disrupted_gossip(topology, axis_name=axis_name, fail_round=fail_round, failed_nodes=failed_nodes,
-                                      failed_links=failed_links, reweight=reweight))
-    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it
+  return sgd_then('disrupted_dsgd', learning_rate, momentum,
+                  lambda: disrupted_gossip(topology, axis_name=axis_name, fail_round=fail_round,
+                                           failed_nodes=failed_nodes, failed_links=failed_links, reweight=reweight))

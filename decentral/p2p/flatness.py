@@ -41,6 +41,7 @@ import optax
 from jax import lax
 
 from decentral import axis, checks
+from decentral.p2p.sgd import need_params, sgd_then
 from decentral.p2p.topology import Topology, gossip
 from optim import checks as optim_checks
 
@@ -109,8 +110,7 @@ def multi_gossip(topology: Topology, *, axis_name: str, local_steps: int = 1, go
     return axis.varying(MultiGossipState(jnp.zeros([], jnp.int32)), axis_name)
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError('multi_gossip needs the parameters: call update(updates, state, params)')
+    need_params(params, 'multi_gossip')
     count = state.count + 1
     half = jax.tree.map(lambda p, u: p + u.astype(p.dtype), params, updates)
 
@@ -150,10 +150,7 @@ def dfedsam(learning_rate: optax.ScalarOrSchedule, topology: Topology, *, axis_n
   Returns:
     A ``GradientTransformationExtraArgs`` for one worker: ``update(grads, state, params, loss_fn=...)``.
   """
-  with optim_checks.owner('dfedsam') as name:
-    optim_checks.learning_rate(learning_rate)
-    if momentum is not None:
-      optim_checks.decay_rate('momentum', momentum)
-    tx = optax.chain(sam_gradient(rho), optax.sgd(learning_rate, momentum),
-                     multi_gossip(topology, axis_name=axis_name, local_steps=local_steps, gossip_steps=gossip_steps))
-    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it
+  return sgd_then('dfedsam', learning_rate, momentum,
+                  lambda: multi_gossip(topology, axis_name=axis_name, local_steps=local_steps,
+                                       gossip_steps=gossip_steps),
+                  gradient=lambda: sam_gradient(rho))

@@ -34,9 +34,9 @@ import optax
 from jax import lax
 
 from decentral import axis, checks
+from decentral.p2p.sgd import need_params, sgd_then
 from decentral.p2p.topology import Topology, gossip
 from decentral.stacked import compute_dtype
-from optim import checks as optim_checks
 
 
 class ScheduledGossipState(NamedTuple):
@@ -75,8 +75,7 @@ def scheduled_gossip(topology: Topology | None, *, axis_name: str, merge_at: int
     return axis.varying(ScheduledGossipState(jnp.zeros([], jnp.int32)), axis_name)
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError('scheduled_gossip needs the parameters: call update(updates, state, params)')
+    need_params(params, 'scheduled_gossip')
     t = state.count + 1
     half = jax.tree.map(lambda p, u: p + u.astype(p.dtype), params, updates)
 
@@ -116,11 +115,6 @@ def single_merge_dsgd(learning_rate: optax.ScalarOrSchedule, topology: Topology 
   Returns:
     A ``GradientTransformation`` for one worker (needs ``params``).
   """
-  with optim_checks.owner('single_merge_dsgd') as name:
-    optim_checks.learning_rate(learning_rate)
-    if momentum is not None:
-      optim_checks.decay_rate('momentum', momentum)
-    tx = optax.chain(optax.sgd(learning_rate, momentum),
-                     scheduled_gossip(topology, axis_name=axis_name, merge_at=merge_at, gossip_every=gossip_every,
-                                      gossip_from=gossip_from))
-    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it
+  return sgd_then('single_merge_dsgd', learning_rate, momentum,
+                  lambda: scheduled_gossip(topology, axis_name=axis_name, merge_at=merge_at, gossip_every=gossip_every,
+                                           gossip_from=gossip_from))

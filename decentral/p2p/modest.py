@@ -11,7 +11,9 @@ server is needed:
 - **round k**: the trainers S_k fetch the current model m_k from the node that produced it, train, and send their
   model to the a aggregators of round k + 1; an aggregator proceeds as soon as it holds ceil(sf s) models (the
   code's ``len(models) >= sample_size * success_fraction``) and averages them **unweighted** (the code's
-  ``average_models``):  m_{k+1} = (1 / |C_k|) sum_{j in C_k} train_j(m_k).
+  ``average_models``):  m_{k+1} = (1 / |C_k|) sum_{j in C_k} train_j(m_k). FedAvg's weighting by the local data
+  sizes n_j, m_{k+1} = sum_{j in C_k} n_j train_j(m_k) / sum_{j in C_k} n_j, is one argument away
+  (``replay(..., weights=n)``).
 - **timeouts and churn**: an aggregator still short of ceil(sf s) models at ``start + timeout`` aggregates what it
   has; with none (or with no live aggregator) the round fails and round k + 1 restarts from m_k at
   ``start + timeout``, so churn never deadlocks.
@@ -240,14 +242,22 @@ def simulate(clock: Clock, *, sample_size: int, num_aggregators: int = 1, succes
 
 
 def replay(trace: Trace, params: PyTree, train_fn: Callable[[PyTree, Any, Any], PyTree], *,
-           on_round: Callable[[Round, PyTree], Any] | None = None) -> PyTree:
+           on_round: Callable[[Round, PyTree], Any] | None = None,
+           weights: Sequence[float] | np.ndarray | None = None) -> PyTree:
   """Runs the numbers along a trace: m_{k+1} = mean_{j in C_k} train_fn(m_k, j, task_j); failed rounds keep m_k.
 
   ``train_fn(params, node, task)`` is jitted here with ``node`` and ``task`` as int32 scalars (one compilation);
-  the unweighted mean over the contributors is one jitted masked mean over a fixed ``[sample_size, ...]`` stack.
+  the mean over the contributors is one jitted masked mean over a fixed ``[sample_size, ...]`` stack: unweighted
+  (the MoDeST code's), or, with ``weights`` (n,) non-negative (e.g. the nodes' data sizes, FedAvg's weighting),
+  :math:`\sum_{j \in C_k} w_j\, \mathrm{train}_j(m_k) / \sum_{j \in C_k} w_j`.
   """
   import jax
   import jax.numpy as jnp
+  if weights is not None:
+    weights = np.asarray(weights, np.float64)
+    if weights.shape != (trace.num_nodes,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+      raise ValueError(f'replay: weights must be {trace.num_nodes} finite non-negative numbers (one per node), got '
+                       f'shape {weights.shape}')
   train = jax.jit(train_fn)
 
   @jax.jit
@@ -263,7 +273,7 @@ def replay(trace: Trace, params: PyTree, train_fn: Callable[[PyTree, Any, Any], 
       models += [jax.tree.map(jnp.zeros_like, params)] * (s - len(models))
       stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *models)
       mask = np.zeros(s, np.float64)
-      mask[:len(r.contributors)] = 1.0
+      mask[:len(r.contributors)] = 1.0 if weights is None else weights[list(r.contributors)]
       params = average(stacked, jnp.asarray(mask))
     if on_round is not None:
       on_round(r, params)

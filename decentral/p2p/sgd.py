@@ -9,6 +9,10 @@ moves a worker's parameters to its mixed half-step model, so they chain after an
   half-step models it receives (all workers, or its neighbours on a regular graph), centred at its own.
 - :func:`monna`: local Polyak momentum, then nearest-neighbour averaging (Farhadkhani et al. 2023).
 
+Every gossip method of :mod:`decentral.p2p` that takes a local SGD step and then mixes is built by
+:func:`sgd_then` (checked arguments, then ``optax.chain(optax.sgd, mixing)``); its mixing transforms ask for the
+parameters with :func:`need_params`.
+
 Byzantine workers (the last f of the axis) are simulated by ``attack``: they send ``attack(honest half-step
 models)`` instead of their own (:func:`decentral.replace_faulty`), as in the MoNNA code where attacks act on the
 models exchanged.
@@ -26,15 +30,14 @@ models exchanged.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
-from jax import lax
 
-from decentral import axis, checks
-from decentral.p2p.topology import Topology, gossip
+from decentral import checks
+from decentral.p2p.topology import Topology, gossip, neighbours
 from decentral.robust.aggregation import StatefulRule
 from decentral.robust.attacks import replace_faulty, strongest
 from decentral.robust.distance import nearest_neighbour_average
@@ -44,9 +47,39 @@ from optim import checks as optim_checks
 PyTree = Any
 
 
-def _need_params(params, name):
+def need_params(params: Any, name: str) -> None:
+  """Raises the ValueError of a mixing transform called without ``params`` (it moves the worker's parameters)."""
   if params is None:
     raise ValueError(f'{name} needs the parameters: call update(updates, state, params)')
+
+
+def sgd_then(name: str, learning_rate: optax.ScalarOrSchedule, momentum: float | None,
+             mixing: Callable[[], optax.GradientTransformation], *,
+             gradient: Callable[[], optax.GradientTransformation] | None = None) -> optax.GradientTransformation:
+  """A local SGD step, then ``mixing``: ``optax.chain([gradient()], optax.sgd(learning_rate, momentum), mixing())``.
+
+  The skeleton of every adapt-then-combine gossip method: the learning rate and momentum are checked, and
+  ``mixing`` and ``gradient`` are built, under the method's ``name`` (:func:`optim.checks.owner`), so a bad
+  argument raises a ValueError naming the method; an updates tree unlike the parameters raises one too
+  (:func:`optim.checks.structure_checked`).
+
+  Args:
+    name: the method, named by its errors.
+    learning_rate: the local step size (or schedule).
+    momentum: optional local heavy-ball momentum (optax.sgd convention); None: plain SGD.
+    mixing: builds the transform that mixes the half-step models (it needs ``params``).
+    gradient: optionally builds a transform of the gradient before the step (DFedSAM's SAM gradient).
+
+  Returns:
+    A ``GradientTransformation`` for one worker (a ``GradientTransformationExtraArgs`` when a part takes extra
+    arguments), called as ``update(grads, state, params, **extra)``.
+  """
+  with optim_checks.owner(name) as owner:
+    optim_checks.learning_rate(learning_rate)
+    if momentum is not None:
+      optim_checks.decay_rate('momentum', momentum)
+    parts = ([] if gradient is None else [gradient()]) + [optax.sgd(learning_rate, momentum), mixing()]
+    return optim_checks.structure_checked(optax.chain(*parts), owner)  # a mismatched tree: a ValueError naming it
 
 
 def gossip_step(topology: Topology, *, axis_name: str, alive=None) -> optax.GradientTransformation:
@@ -66,7 +99,7 @@ def gossip_step(topology: Topology, *, axis_name: str, alive=None) -> optax.Grad
     return optax.EmptyState()
 
   def update_fn(updates, state, params=None):
-    _need_params(params, 'gossip_step')
+    need_params(params, 'gossip_step')
     half = jax.tree.map(lambda p, u: p + u.astype(p.dtype), params, updates)
     mixed = gossip(half, topology, axis_name, alive=alive)
     return jax.tree.map(lambda m, p: (m - p).astype(p.dtype), mixed, params), state
@@ -92,12 +125,7 @@ def dsgd(learning_rate: optax.ScalarOrSchedule, topology: Topology, *, axis_name
   Returns:
     A ``GradientTransformation`` for one worker (needs ``params``).
   """
-  with optim_checks.owner('dsgd') as name:
-    optim_checks.learning_rate(learning_rate)
-    if momentum is not None:
-      optim_checks.decay_rate('momentum', momentum)
-    tx = optax.chain(optax.sgd(learning_rate, momentum), gossip_step(topology, axis_name=axis_name, alive=alive))
-    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it
+  return sgd_then('dsgd', learning_rate, momentum, lambda: gossip_step(topology, axis_name=axis_name, alive=alive))
 
 
 class RobustGossipState(NamedTuple):
@@ -107,26 +135,11 @@ class RobustGossipState(NamedTuple):
 
 def _receive(sent, topology, axis_name):
   """The stacked models this worker receives: everyone's (all_gather), or its neighbours' on a regular graph."""
-  n = axis.axis_size(axis_name)
-  if topology is None:
-    return axis.all_gather(sent, axis_name)
-  if topology.n != n:
-    raise ValueError(f'topology has n={topology.n} workers but axis {axis_name!r} has {n}')
-  if topology.perms is not None:
-    srcs = [src for src, _ in topology.perms]
-  elif topology.shifts is not None:
-    srcs = [tuple((i + s) % n for i in range(n)) for s, _ in topology.shifts]
-  else:
+  if topology is not None and topology.perms is None and topology.shifts is None:
     raise ValueError('robust gossip needs the complete graph (topology=None) or a regular graph given by '
                      'permutations (circulant, torus, exponential); a general graph gives workers different '
                      'numbers of neighbours')
-
-  def collect(x):
-    got = [x if all(src[j] == j for j in range(n)) else lax.ppermute(x, axis_name, [(src[j], j) for j in range(n)])
-           for src in srcs]
-    return jnp.stack(got)
-
-  return jax.tree.map(collect, sent)
+  return neighbours(sent, topology, axis_name)[0]
 
 
 def robust_gossip(rule, *, axis_name: str, f: int, attack=None, topology: Topology | None = None,
@@ -163,7 +176,7 @@ def robust_gossip(rule, *, axis_name: str, f: int, attack=None, topology: Topolo
     return RobustGossipState(jnp.zeros([], jnp.int32), jax.random.key(seed))
 
   def update_fn(updates, state, params=None):
-    _need_params(params, 'robust_gossip')
+    need_params(params, 'robust_gossip')
     key = jax.random.fold_in(state.key, state.count)
     k_attack, k_rule = jax.random.split(key)
     half = jax.tree.map(lambda p, u: p.astype(compute_dtype(p)) + u.astype(compute_dtype(p)),

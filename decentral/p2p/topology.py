@@ -153,6 +153,45 @@ def _gossip_permutations(tree, terms, axis_name, n, alive):
   return jax.tree.map(mix, tree)
 
 
+def neighbours(tree: Any, topology: Topology | None, axis_name: str) -> tuple[Any, jax.Array, jax.Array]:
+  """What this worker receives in one gossip step, before mixing: the stacked trees it hears, their senders, and
+  the weights its row of W gives them.
+
+  On a circulant or torus topology, one ``ppermute`` per term (m = the number of terms, the worker itself among
+  them as the zero shift); on any other graph, and on the complete graph given as ``topology=None`` (weights
+  1/n), an ``all_gather`` of every worker's tree (m = n, zero weight for the workers it does not hear).
+  ``sum_k weights[k] * stacked[k]`` is :func:`gossip`.
+
+  Args:
+    tree: this worker's pytree.
+    topology: the graph (its size must match the axis), or None for the complete graph.
+    axis_name: the worker axis.
+
+  Returns:
+    ``(stacked, senders, weights)``: the m received trees stacked on a leading axis, the (m,) int32 index of each
+    one's sender, and its (m,) weight (float32, or float64 when x64 is on).
+  """
+  n = axis.axis_size(axis_name)
+  i = axis.worker_index(axis_name)
+  if topology is None:
+    return axis.all_gather(tree, axis_name), jnp.arange(n, dtype=jnp.int32), jnp.full((n,), 1.0 / n)
+  if n != topology.n:
+    raise ValueError(f'topology has n={topology.n} workers but axis {axis_name!r} has {n}')
+  if topology.shifts is None and topology.perms is None:
+    row = jnp.asarray(topology.mixing)[i]
+    return axis.all_gather(tree, axis_name), jnp.arange(n, dtype=jnp.int32), row
+  terms = topology.perms if topology.perms is not None else tuple(
+      (tuple((j + s) % n for j in range(n)), w) for s, w in topology.shifts)
+
+  def receive(x):
+    # Worker j needs x_{src[j]}: worker src[j] sends to j.
+    return jnp.stack([x if all(src[j] == j for j in range(n)) else
+                      lax.ppermute(x, axis_name, [(src[j], j) for j in range(n)]) for src, _ in terms])
+
+  senders = jnp.asarray([src for src, _ in terms], jnp.int32)[:, i]
+  return jax.tree.map(receive, tree), senders, jnp.asarray([w for _, w in terms])
+
+
 # Graphs beyond the ring and the complete graph.
 
 

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import optax
 
 from decentral import checks
+from decentral.p2p.sgd import need_params, sgd_then
 from decentral.p2p.topology import Topology, gossip
 from decentral.stacked import compute_dtype
 from optim import checks as optim_checks
@@ -121,8 +122,7 @@ def variance_corrected_gossip(topology: Topology, *, axis_name: str, target: str
     return optax.EmptyState()
 
   def update_fn(updates, state, params=None):
-    if params is None:
-      raise ValueError('variance_corrected_gossip needs the parameters: call update(updates, state, params)')
+    need_params(params, 'variance_corrected_gossip')
     half = jax.tree.map(lambda p, u: p.astype(compute_dtype(p)) + u.astype(compute_dtype(p)), params, updates)
     mixed = gossip(half, topology, axis_name)
     stds = gossip(jax.tree.map(jnp.std, half), topology, axis_name)
@@ -153,10 +153,5 @@ def variance_corrected_dsgd(learning_rate: optax.ScalarOrSchedule, topology: Top
   Returns:
     A ``GradientTransformation`` for one worker (needs ``params``).
   """
-  with optim_checks.owner('variance_corrected_dsgd') as name:
-    optim_checks.learning_rate(learning_rate)
-    if momentum is not None:
-      optim_checks.decay_rate('momentum', momentum)
-    tx = optax.chain(optax.sgd(learning_rate, momentum),
-                     variance_corrected_gossip(topology, axis_name=axis_name, target=target, min_ndim=min_ndim))
-    return optim_checks.structure_checked(tx, name)  # a mismatched tree: a ValueError naming it
+  return sgd_then('variance_corrected_dsgd', learning_rate, momentum,
+                  lambda: variance_corrected_gossip(topology, axis_name=axis_name, target=target, min_ndim=min_ndim))

@@ -10,11 +10,12 @@
 - :mod:`decentral.robust.preaggregation`: NNM, bucketing, ARC, static clipping, composed with any rule;
 - :mod:`decentral.robust.attacks`: what faulty workers send, and :func:`byzantine`, the transform that sends it.
 
-Rules, pre-aggregations and attacks share the stacked-array helpers of :mod:`decentral.stacked`. The rules and
-attacks by name are in :mod:`decentral.registry`.
+Rules, pre-aggregations and attacks share the stacked-array helpers of :mod:`decentral.stacked`; the passes over
+the stack that XLA:CPU runs near memory bandwidth (fused sums of rows, the one-pass Gram statistics of the distance
+rules) are in :mod:`decentral.robust.passes`. The rules and attacks by name are in :mod:`decentral.registry`.
 """
 
-from decentral.robust import (aggregation, attacks, cclip, distance, flag, order_statistics, preaggregation,
+from decentral.robust import (aggregation, attacks, cclip, distance, flag, order_statistics, passes, preaggregation,
                               similarity, weiszfeld)
 from decentral.robust.aggregation import AggregateState, Rule, StatefulRule, aggregate, mean, one_round
 from decentral.robust.attacks import (a_little_is_enough, byzantine, fall_of_empires, flip_labels, gaussian,
@@ -30,7 +31,7 @@ from decentral.robust.preaggregation import (arc, arc_then, bucketing, bucketing
 from decentral.robust.similarity import foolsgold_weights, multi_metrics, sybilwall
 from decentral.robust.weiszfeld import geometric_median
 
-__all__ = ['aggregation', 'attacks', 'cclip', 'distance', 'flag', 'order_statistics', 'preaggregation',
+__all__ = ['aggregation', 'attacks', 'cclip', 'distance', 'flag', 'order_statistics', 'passes', 'preaggregation',
            'similarity', 'weiszfeld', 'AggregateState', 'Rule', 'StatefulRule', 'aggregate', 'mean', 'one_round',
            'a_little_is_enough', 'byzantine', 'fall_of_empires', 'flip_labels', 'gaussian', 'honest_mean',
            'honest_std', 'infinite', 'inject', 'inner_product_manipulation', 'label_flipping', 'line_maximize',

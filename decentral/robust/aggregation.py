@@ -34,6 +34,7 @@ import optax
 
 from decentral import axis, checks
 from decentral import stacked as stacked_lib
+from decentral.robust.passes import FUSED_SUM_MAX, sum_of_rows
 from optim import checks as optim_checks
 
 PyTree = Any
@@ -72,11 +73,13 @@ def mean(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree
   del f, key
 
   def leaf_mean(x):
-    # A vector-matrix product rather than jnp.mean(axis=0): XLA's CPU float reductions are scalar loops, ~100x
-    # slower than BLAS on (n, d) stacks.
+    # A fused sum of the rows for a few workers, the product (1/n, ..., 1/n) @ X for many (passes.sum_of_rows):
+    # XLA's CPU float reductions over the worker axis are scalar loops, ~100x slower.
     rs = stacked_lib.leaf_rows(x)
-    ones = jnp.full((x.shape[0],), 1.0 / x.shape[0], rs.dtype)
-    return jnp.matmul(ones, rs, precision=stacked_lib.HIGHEST).reshape(x.shape[1:])
+    n = x.shape[0]
+    if n > FUSED_SUM_MAX:
+      return jnp.matmul(jnp.full((n,), 1.0 / n, rs.dtype), rs, precision=stacked_lib.HIGHEST).reshape(x.shape[1:])
+    return (sum_of_rows(rs) / n).reshape(x.shape[1:])
 
   return jax.tree.map(leaf_mean, stacked)
 

@@ -1,8 +1,8 @@
 """Centered clipping, CClip (Karimireddy et al. 2021, arXiv 2012.10333): a stateful rule around the last aggregate.
 
 A :class:`decentral.robust.aggregation.StatefulRule`; its state, the centre, is kept in float32 or wider. Each
-iteration reads the stack twice, once for the distances to the centre and once for the clipped sum, and writes
-nothing of its size.
+iteration reads the stack twice, once for the distances to the centre and once for the clipped sum (a fused sum of
+the rows, :func:`decentral.robust.passes.weighted_sum`), and writes nothing of its size.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from jax import lax
 
 from decentral import checks
 from decentral.robust.aggregation import StatefulRule
-from decentral.stacked import check_f, compute_dtype, num_workers, rows, unrows, weighted_row_sum
+from decentral.robust.passes import row_sq_distances, weighted_sum
+from decentral.stacked import check_f, compute_dtype, num_workers, rows, unrows
 
 def centered_clipping(tau: float = 100.0, iters: int = 1) -> StatefulRule:
   r"""Centered clipping (Karimireddy et al. 2021, arXiv 2012.10333), stateful: the centre is the last aggregate.
@@ -54,10 +55,10 @@ def centered_clipping(tau: float = 100.0, iters: int = 1) -> StatefulRule:
     for _ in range(iters):
       # A row with a NaN or inf has a non-finite distance (so has a finite row whose squared norm overflows, whose
       # clipping factor tau / inf would be 0 anyway): weight 0.
-      sq = sum(jnp.sum((r - vv) ** 2, axis=1) for r, vv in zip(rs, v))
+      sq = sum(row_sq_distances(r, vv) for r, vv in zip(rs, v))
       scale = jnp.where(jnp.isfinite(sq), jnp.minimum(1.0, tau / jnp.sqrt(sq)), 0.0)
       # The barrier keeps XLA from fusing this sum into the next distances, which would redo it for every row.
-      v = lax.optimization_barrier([vv + weighted_row_sum(r, scale, vv) / n for r, vv in zip(rs, v)])
+      v = lax.optimization_barrier([vv + weighted_sum(r, scale, vv) / n for r, vv in zip(rs, v)])
     out = unrows(v, stacked)
     new_state = jax.tree.map(lambda o, s: o.astype(s.dtype), out, state)
     return out, new_state

@@ -1,7 +1,7 @@
 """Distance-based selection: Krum, Multi-Krum (Blanchard et al. 2017) and nearest-neighbour averaging (MoNNA).
 
 Rules with the signature of :mod:`decentral.robust.aggregation`. A worker's update is the concatenation of its
-leaves; squared distances come from :func:`decentral.stacked.pairwise_sq_distances` (Gram form, centred), a
+leaves; squared distances come from :func:`decentral.robust.passes.gram_stats` (Gram form, centred), a
 non-finite row is at infinite distance from every other row, and ties go to the lowest worker index.
 
 References: ByzFL (LPD-EPFL/byzfl) for the definitions and fixtures, Flower for its Krum convention.
@@ -16,8 +16,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from decentral import checks
-from decentral.stacked import (check_f, combine, compute_dtype, finite_rows, num_workers, pairwise_sq_distances,
-                               row_sums, rows, select_lowest, uniform_over, zero_nonfinite)
+from decentral.robust.passes import gram_stats, sq_distances
+from decentral.stacked import (check_f, combine, compute_dtype, finite_rows, num_workers, row_sums, rows,
+                               select_lowest, uniform_over, zero_nonfinite)
 
 PyTree = Any
 
@@ -42,8 +43,7 @@ def _krum_scores(stacked, f, convention, name):
   n = num_workers(stacked)
   check_f(f, n, name)
   k = krum_neighbours(n, f, convention, name)
-  rs = rows(stacked)
-  d2 = pairwise_sq_distances(rs, finite_rows(rs))
+  d2 = sq_distances(gram_stats(rows(stacked)))
   if k == 0:
     return jnp.zeros((n,), d2.dtype)
   # The k nearest other workers: drop column i by sending it to +inf, keep the k smallest.

@@ -28,6 +28,7 @@ import numpy as np
 
 from decentral import checks
 from decentral import stacked as st
+from decentral.robust import passes
 from decentral.robust.aggregation import StatefulRule
 
 PyTree = Any
@@ -40,9 +41,10 @@ def nnm(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree:
 
   .. math:: y_i = \frac{1}{n-f}\sum_{j \in N_i} x_j, \quad N_i = \text{the } n-f \text{ nearest to } x_i
 
-  ByzFL's ``NNM(f)``. Distances by the Gram form (one n x n product, O(n^2 d)), the mixing by one (n x n) @ (n x d)
-  product. Ties: lowest index (ByzFL fixture above). A non-finite row is at infinite distance from the others, so
-  it never enters a finite row's neighbourhood while n - f rows are finite; its own output is NaN.
+  ByzFL's ``NNM(f)``. Distances by the Gram form (one pass over the stack, O(n^2 d)), the mixing by one (n x n) @
+  (n x d) product (:func:`decentral.robust.passes.mix`). Ties: lowest index (ByzFL fixture above). A non-finite row
+  is at infinite distance from the others, so it never enters a finite row's neighbourhood while n - f rows are
+  finite; its own output is NaN.
 
   Args:
     stacked: pytree of updates with a leading worker axis of size n.
@@ -56,10 +58,11 @@ def nnm(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None) -> PyTree:
   n = st.num_workers(stacked)
   st.check_f(f, n, 'nnm')
   rs = st.rows(stacked)
-  d2 = st.pairwise_sq_distances(rs, st.finite_rows(rs))
+  stats = passes.gram_stats(rs)
+  d2 = passes.sq_distances(stats)
   nearest = jax.lax.top_k(-d2, n - f)[1]  # (n, n - f), ties towards the lowest index
   mixing = jnp.zeros((n, n), d2.dtype).at[jnp.arange(n)[:, None], nearest].add(1.0 / (n - f))
-  return st.combine(stacked, mixing)
+  return st.unrows([passes.mix(r, mixing, stats.finite) for r in rs], stacked, lead=(n,))
 
 
 def bucketing(stacked: PyTree, *, f: int = 0, key: jax.Array | None = None, s: int = 2) -> PyTree:

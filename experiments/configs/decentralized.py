@@ -23,11 +23,16 @@ Presets ('' full, 'smoke') apply to every sub-config; settings are ``--config.<e
       full: 32 nodes, Dirichlet 0.3, log-normal clocks; MoDeST (s = 8, a = 2, sf = 0.75) under churn (10% task
       dropouts, half the nodes leave at t = 20) reaches 0.85 at t = 45 against 52 for churn-free FedAvg; D-SGD on a
       4-regular graph under the same churn does not reach it in 80 rounds (0.69); 40 s (the
-      `modest_time_to_accuracy` claim). smoke: 25 s.
+      `modest_time_to_accuracy` claim). smoke: 25 s. ``--config.modest.weighted=True`` weights the averages by the
+      trainers' data sizes (FedAvg's) instead of the MoDeST code's plain mean.
     ... --config.experiment=dadao
       full: digits ridge regression on 16 nodes (ring, 4 x 4 torus), kappa = 10, 100, 1000; gradients per node per
-      decade of error 45 / 118 / 333 on the ring (kappa exponent 0.43; torus 0.44); 1.7 min on a loaded machine
-      (the `dadao_acceleration` claim). smoke: 8 nodes, a ring, kappa = 10, 40; 20 s.
+      decade of error 45 / 118 / 333 on the ring (kappa exponent 0.43; torus 0.44); then at kappa = 100 the
+      complete, exponential, torus and ring graphs: communications per node per decade 88 / 114 / 122 / 291 against
+      sqrt(chi1 chi2) = 7.5 / 10.4 / 11.0 / 28.1 (exponent 0.91), gradients 118-135; the non-accelerated
+      primal-dual baseline on the ring, its dual step tuned on a grid: 95 / 1522 / 3893 gradients per decade
+      (exponent 0.81); 2.4 min on a loaded machine (the `dadao_acceleration` and `dadao_communication` claims).
+      smoke: 8 nodes, a ring, kappa = 10, 40, the complete graph against the ring at kappa = 10; 45 s.
 """
 
 import ml_collections
@@ -205,6 +210,7 @@ def modest(preset: str) -> ml_collections.ConfigDict:
   c.sample_size = 8            # s trainers per round
   c.num_aggregators = 2        # a
   c.success_fraction = 0.75    # sf
+  c.weighted = False           # weight the averages by the trainers' data sizes (FedAvg's); False: the code's mean
   c.timeout = 6.0              # simulated time units (a task takes about 1)
   c.sigma = 0.5                # log-normal compute times
   c.dropout = 0.1              # a task's result is lost, the node away for rejoin_after
@@ -232,9 +238,15 @@ def dadao(preset: str) -> ml_collections.ConfigDict:
   c.graphs = 'ring,torus'
   c.kappas = '10,100,1000'
   c.horizon = 100.0            # run for horizon * sqrt(kappa) time units (rate-1 gradient clock per node)
+  c.sweep_graphs = 'complete,exponential,torus,ring'  # the chi1 chi2 sweep, at kappa = sweep_kappa
+  c.sweep_kappa = 100.0
+  c.baseline_scales = '1,4,16,64,256,1024,4096'  # the baseline's dual steps, times the critically damped one
+  c.baseline_horizon = 2.0     # it runs this many times as long as DADAO
   c.seed = 0
   if preset == 'smoke':
-    c.num_nodes, c.graphs, c.kappas, c.horizon = 8, 'ring', '10,40', 60.0
+    c.num_nodes, c.graphs, c.kappas, c.horizon, c.sweep_graphs, c.sweep_kappa = 8, 'ring', '10,40', 60.0, \
+        'complete,ring', 10.0
+    c.baseline_scales = '4,16'
   return c
 
 

@@ -1,10 +1,13 @@
 """AdaBelief: Adam with the second moment of the gradient's deviation from its EMA, optionally rectified.
 
 Zhuang, Tang, Ding, Tatikonda, Dvornek, Papademetris & Duncan, "AdaBelief Optimizer: Adapting Stepsizes by the
-Belief in Observed Gradients", arXiv 2010.07468. The moments are ``optax.scale_by_belief``'s, which matches the
-authors' ``adabelief_pytorch`` 0.2.1 exactly when ``eps_root = eps`` (both add ``eps`` to the stored ``s`` every
-step). Added here what optax lacks: the RAdam rectification (on by default in the official code), a selectable
-first-moment dtype, updates returned in the gradients' dtype, and decoupled or coupled weight decay.
+Belief in Observed Gradients", arXiv 2010.07468. The moments are ``optax.scale_by_belief``'s expressions, which
+match the authors' ``adabelief_pytorch`` 0.2.1 exactly when ``eps_root = eps`` (both add ``eps`` to the stored
+``s`` every step). Added here what optax lacks: the RAdam rectification (on by default in the official code), a
+selectable first-moment dtype, updates returned in the gradients' dtype, decoupled or coupled weight decay, and a
+step that moves 11 bytes per parameter byte on XLA:CPU where optax's moves 14 (the moments are stored before
+the direction reads them, :mod:`optim.optimizers.fused`); the direction reads the stored first moment, so with a
+narrower ``mu_dtype`` it sees the rounded value.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from optim import checks
+from optim.optimizers import fused
 
 
 def scale_by_adabelief(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-16, eps_root: float | None = None,
@@ -66,23 +70,33 @@ def scale_by_adabelief(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-16, e
     checks.non_negative('eps', eps)
     checks.non_negative('eps_root', eps_root)
     checks.non_negative('n_sma_threshold', n_sma_threshold)
-  belief = optax.scale_by_belief(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
 
   def init_fn(params):
     return optax.ScaleByBeliefState(count=jnp.zeros([], jnp.int32),
                                     mu=optax.tree.zeros_like(params, dtype=mu_dtype),
                                     nu=optax.tree.zeros_like(params))
 
+  def moments(old, updates):
+    def leaf(g, m, s):
+      m_new = (1 - b1) * g + b1 * m  # optax.scale_by_belief's expressions, in its order
+      s_new = (1 - b2) * (g - m_new) ** 2 + b2 * s + eps_root
+      return m_new.astype(m.dtype), s_new.astype(s.dtype)
+    out = jax.tree.map(leaf, updates, *old)
+    return tuple(jax.tree.transpose(jax.tree.structure(updates), None, out))
+
   def update_fn(updates, state, params=None):
     del params
     checks.same_structure(updates, state.nu, 'scale_by_adabelief')
-    direction, new = belief.update(updates, state)
-    mu = jax.tree.map(lambda m, old: m.astype(old.dtype), new.mu, state.mu)
-    nu = jax.tree.map(lambda s, old: s.astype(old.dtype), new.nu, state.nu)
+    count = optax.safe_increment(state.count)
+    mu, nu = fused.stored_state(moments, count > 0, (state.mu, state.nu), updates)
     if rectify:
-      direction = _rectified(new.mu, new.nu, new.count, b1, b2, eps, degenerated_to_sgd, n_sma_threshold)
+      direction = _rectified(mu, nu, count, b1, b2, eps, degenerated_to_sgd, n_sma_threshold)
+    else:
+      bc1, bc2 = 1 - b1 ** count, 1 - b2 ** count
+      direction = jax.tree.map(lambda m, s: (m / bc1.astype(m.dtype)) / (jnp.sqrt(s / bc2.astype(s.dtype)) + eps),
+                               mu, nu)
     direction = jax.tree.map(lambda u, g: u.astype(g.dtype), direction, updates)
-    return direction, optax.ScaleByBeliefState(count=new.count, mu=mu, nu=nu)
+    return direction, optax.ScaleByBeliefState(count=count, mu=mu, nu=nu)
 
   return optax.GradientTransformation(init_fn, update_fn)
 

@@ -7,6 +7,11 @@ fork hungquangbui02022003/FRUGAL).
 
 Why not ``optax.contrib.galore``: it is GaLore only (the residual ``g - P^T P g`` is dropped, not stepped
 with signSGD), and it has no coordinate or blockwise selection.
+
+The SVD subspace is refreshed by the full SVD by default, as the authors' ``GaLoreProjector``
+(``torch.linalg.svd``) does; ``svd_method='randomized'`` (Halko, Martinsson & Tropp, arXiv 0909.4061) or
+``'subspace'`` (subspace iteration from the previous subspace) trade a tested accuracy (principal angles to the
+full SVD's subspace) for a refresh that costs ``O(mn(r + p))`` per pass instead of ``O(mn min(m, n))``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from optim import checks
 PROJECTIONS = ('svd', 'random', 'randperm', 'columns', 'rows', 'blocks')
 PROJ_SIDES = ('std', 'reverse_std', 'right', 'left')
 INACTIVE_RULES = ('sign_sgd', 'sgd', 'no')
+SVD_METHODS = ('full', 'randomized', 'subspace')
+# Defaults of the randomized SVD. They fix array shapes and loop counts, so they stay static: the arguments
+# default to None (not a number, hence not a traced hyperparameter under optax.inject_hyperparams).
+OVERSAMPLING, POWER_ITERATIONS = 10, 2
 BLOCK_ORDERS = ('random', 'ascending', 'descending')
 
 
@@ -86,14 +95,111 @@ def _compute_dtype(dtype) -> Any:
   return jnp.promote_types(dtype, jnp.float32)
 
 
-def _new_projector(g: jax.Array, spec: _Leaf, projection: str, key: jax.Array) -> jax.Array:
+def orthonormal_basis(y: jax.Array) -> jax.Array:
+  """Orthonormal columns spanning (at least) the range of a tall ``m x k`` block ``y``.
+
+  LU with partial pivoting gives a unit lower-triangular ``L`` with ``|L_ij| <= 1`` and ``range(y)`` inside
+  ``range(PL)`` (well conditioned in practice, and of full rank even when ``y`` is not); CholeskyQR2 (Fukaya et
+  al. 2014: ``R = chol(Y^T Y)``, ``Y R^{-1}``, twice) then orthonormalises it with two small Gram matrices.
+  Householder QR is the fallback when the Cholesky factor breaks down. Why not QR alone: on XLA:CPU, LAPACK's QR
+  of a tall block costs as much as the products it normalises many times over, while LU, a ``k x k`` Cholesky and
+  triangular solves are cheap.
+
+  Args:
+    y: ``m x k`` block, ``k <= m``.
+
+  Returns:
+    ``m x k`` with orthonormal columns.
+  """
+  basis, _ = jax.scipy.linalg.lu(y, permute_l=True)
+
+  def cholesky_qr(x):
+    r = jnp.linalg.cholesky(x.T @ x)  # lower triangular, x^T x = r r^T
+    return jax.scipy.linalg.solve_triangular(r, x.T, lower=True).T
+
+  q = cholesky_qr(cholesky_qr(basis))
+  return jax.lax.cond(jnp.all(jnp.isfinite(q)), lambda: q, lambda: jnp.linalg.qr(y)[0])
+
+
+def top_singular_vectors(a: jax.Array, rank: int, key: jax.Array, oversampling: int = 10,
+                         power_iterations: int = 2, start: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  r"""Approximate top-``rank`` singular vectors ``(U_r, V_r^T)`` of ``a`` by randomized subspace iteration.
+
+  Halko, Martinsson & Tropp, "Finding structure with randomness" (arXiv 0909.4061), Algorithms 4.4 and 5.1,
+  with ``k = rank + oversampling`` columns (at most ``min(m, n)``) and ``q = power_iterations``:
+
+  .. math::
+     Q = \mathrm{orth}(A \Omega),\quad
+     q \text{ times: } Q = \mathrm{orth}(A\,\mathrm{orth}(A^\top Q)),\quad
+     B = Q^\top A = \tilde U \Sigma V^\top,\quad U_r = Q \tilde U_{:, :r},\ V_r^\top = V^\top_{:r}.
+
+  :math:`\Omega` (``n x k``) is Gaussian; ``start`` (``n x s``, ``s <= rank``, e.g. the previous subspace)
+  replaces its first columns, which turns the randomized SVD into subspace iteration warm-started from a known
+  subspace. ``orth`` is :func:`orthonormal_basis`; the small SVD of ``B`` is taken as ``B = (B Z) Z^T`` with
+  ``Z = orth(B^T)``, the SVD of a ``k x k`` matrix. The error of the top-``r`` subspace falls like
+  :math:`(\sigma_{k+1} / \sigma_r)^{2q + 1}`. Costs ``2q + 2`` products with ``a`` or its transpose and
+  factorisations of ``k``-column blocks, against ``O(m n \min(m, n))`` for the full SVD.
+
+  Args:
+    a: ``m x n`` matrix.
+    rank: ``r``, the number of singular vectors returned (static).
+    key: PRNG key of :math:`\Omega`.
+    oversampling: extra columns ``p`` of :math:`\Omega` (static).
+    power_iterations: ``q``, each one product with ``a^T`` and one with ``a`` (static).
+    start: optional ``n x s`` block that replaces the first ``s`` Gaussian columns.
+
+  Returns:
+    ``(u, vh)`` of shapes ``(m, r)`` and ``(r, n)``, orthonormal columns and rows.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from optim.optimizers.frugal import top_singular_vectors
+    >>> a = jnp.diag(jnp.array([5.0, 3.0, 1.0, 0.5]))
+    >>> u, vh = top_singular_vectors(a, 2, jax.random.key(0))
+    >>> jnp.round(jnp.abs(vh), 4).tolist()
+    [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]
+  """
+  m, n = a.shape
+  k = min(rank + oversampling, m, n)
+  omega = jax.random.normal(key, (n, k), a.dtype)
+  if start is not None:
+    omega = omega.at[:, :start.shape[1]].set(start.astype(a.dtype))
+  q = orthonormal_basis(a @ omega)
+  for _ in range(power_iterations):  # re-orthonormalised at every product (Algorithm 4.4), so no loss of rank
+    q = orthonormal_basis(a @ orthonormal_basis(a.T @ q))
+  b = q.T @ a
+  z = orthonormal_basis(b.T)  # range(b^T) lies in range(z), so b = (b z) z^T
+  u_small, _, w_t = jnp.linalg.svd(b @ z)
+  return q @ u_small[:, :rank], w_t[:rank] @ z.T
+
+
+def _svd_projector(g: jax.Array, previous: jax.Array, spec: _Leaf, key: jax.Array, svd_method: str,
+                   oversampling: int, power_iterations: int) -> jax.Array:
+  """The top-``r`` singular subspace of ``g`` on the projected side: ``Vh[:r]`` (right) or ``U[:, :r]`` (left)."""
+  if svd_method == 'full':
+    u, _, vh = jnp.linalg.svd(g, full_matrices=False)
+    return vh[:spec.rank] if spec.side == 'right' else u[:, :spec.rank]
+  start = None
+  if svd_method == 'subspace':
+    # Warm start from the previous subspace, mapped to the domain of g when it lives in g's column space; the
+    # first refresh (no previous subspace: a zero projector) starts from Gaussian columns only.
+    start = previous.T if spec.side == 'right' else g.T @ previous
+    start = jnp.where(jnp.any(previous != 0), start, jax.random.normal(jax.random.fold_in(key, 1), start.shape,
+                                                                        start.dtype))
+  u, vh = top_singular_vectors(g, spec.rank, key, oversampling, power_iterations, start)
+  return vh if spec.side == 'right' else u
+
+
+def _new_projector(g: jax.Array, previous: jax.Array, spec: _Leaf, projection: str, key: jax.Array,
+                   svd_method: str = 'full', oversampling: int = OVERSAMPLING,
+                   power_iterations: int = POWER_ITERATIONS) -> jax.Array:
   m, n = g.shape
   size = n if spec.side == 'right' else m
   if spec.kind == 'index':
     return jax.random.permutation(key, size)[:spec.rank].astype(jnp.int32)
   if projection == 'svd':
-    u, _, vh = jnp.linalg.svd(g.astype(_compute_dtype(g.dtype)), full_matrices=False)
-    return vh[:spec.rank] if spec.side == 'right' else u[:, :spec.rank]
+    cd = _compute_dtype(g.dtype)
+    return _svd_projector(g.astype(cd), previous.astype(cd), spec, key, svd_method, oversampling, power_iterations)
   # 'random': orthonormal columns from the QR of a Gaussian, signs fixed by diag(R) (Haar, as torch's
   # orthogonal_ init the authors use).
   q, r = jnp.linalg.qr(jax.random.normal(key, (size, spec.rank), _compute_dtype(g.dtype)))
@@ -167,7 +273,9 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
                     b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, reset_statistics: bool = True,
                     inactive_update_rule: str = 'sign_sgd', inactive_lr_scale: float = 1.0,
                     proj_params_lr_scale: float = 1.0, block_order: str = 'random',
-                    projected: Any = None, seed: int = 0, mu_dtype: Any = None) -> optax.GradientTransformation:
+                    projected: Any = None, seed: int = 0, mu_dtype: Any = None, svd_method: str = 'full',
+                    oversampling: int | None = None, power_iterations: int | None = None
+                    ) -> optax.GradientTransformation:
   r"""FRUGAL's direction: Adam in a subspace of each projected matrix, signSGD on the complement.
 
   For a projected gradient :math:`G` with the current projector :math:`P` (refreshed from the *current*
@@ -185,6 +293,12 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
   * ``'svd'`` (GaLore): :math:`P = V_h[:r]` (right side, :math:`R = G P^\top`) or :math:`U[:, :r]` (left,
     :math:`R = P^\top G`) of the current gradient, with :math:`r = \mathrm{round}(\rho k)` of the projected
     dimension :math:`k`. ``proj_side='std'`` projects the smaller dimension (the right one when rows >= cols).
+    ``svd_method`` computes that subspace: ``'full'`` (default) the full SVD, as the authors' GaLore projector
+    (``torch.linalg.svd``) and the paper; ``'randomized'`` the randomized SVD of Halko, Martinsson & Tropp with
+    ``oversampling`` extra columns and ``power_iterations`` passes (:func:`top_singular_vectors`);
+    ``'subspace'`` the same iteration warm-started from the previous interval's subspace (subspace iteration).
+    Both are approximations whose error falls like :math:`(\sigma_{r+p+1}/\sigma_r)^{2q+1}`; they cost
+    :math:`O(mn(r+p))` per pass instead of the full SVD's :math:`O(mn\min(m, n))`.
   * ``'random'``: Haar-random orthonormal :math:`P` of the same shape. ``'randperm'``: random coordinates of
     that side (rows of a permutation matrix).
   * ``'columns'`` / ``'rows'``: :math:`\lfloor\rho n\rfloor` random columns (rows) of the array as stored (the
@@ -221,6 +335,11 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
       updates returning one.
     seed: seed of the random projections and block orders.
     mu_dtype: dtype of Adam's moments (default: the parameters').
+    svd_method: ``'full'``, ``'randomized'`` or ``'subspace'`` (``'svd'`` projection only).
+    oversampling: extra columns of the randomized range finder (``'randomized'``, ``'subspace'``); ``None``
+      is 10 (a static integer: it fixes shapes).
+    power_iterations: power iterations of the randomized range finder (``'randomized'``, ``'subspace'``);
+      ``None`` is 2 (static).
 
   Returns:
     An ``optax.GradientTransformation`` with state :class:`FrugalState`.
@@ -246,7 +365,13 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
     checks.one_of('proj_side', proj_side, PROJ_SIDES)
     checks.one_of('inactive_update_rule', inactive_update_rule, INACTIVE_RULES)
     checks.one_of('block_order', block_order, BLOCK_ORDERS)
+    checks.one_of('svd_method', svd_method, SVD_METHODS)
+    for name, value in (('oversampling', oversampling), ('power_iterations', power_iterations)):
+      if value is not None:
+        checks.check(name, value, lambda v: v >= 0 and v == int(v), 'an integer >= 0')
   blocks = projection == 'blocks'
+  oversampling = OVERSAMPLING if oversampling is None else int(oversampling)
+  power_iterations = POWER_ITERATIONS if power_iterations is None else int(power_iterations)
 
   def zeros(shape, like):
     return jnp.zeros(shape, mu_dtype or like.dtype)
@@ -291,7 +416,8 @@ def scale_by_frugal(density: float = 0.25, update_gap: int = 200, projection: st
   def projected_leaf(g, mu, nu, pr, key, refresh, t):
     """Adam on ``down(g)`` in the (possibly refreshed) subspace, the inactive rule on the residual."""
     spec = _spec_from_state(g.shape, projection, proj_side, pr)
-    pr = jax.lax.cond(refresh, lambda: _new_projector(g, spec, projection, key).astype(pr.dtype), lambda: pr)
+    pr = jax.lax.cond(refresh, lambda: _new_projector(g, pr, spec, projection, key, svd_method, oversampling,
+                                                      power_iterations).astype(pr.dtype), lambda: pr)
     cd = _compute_dtype(g.dtype)
     g_c = g.astype(cd)
     p_c = pr.astype(cd) if spec.kind == 'matrix' else pr
@@ -384,7 +510,8 @@ def frugal(learning_rate: optax.ScalarOrSchedule, density: float = 0.25, update_
            projection: str = 'svd', proj_side: str = 'std', b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
            weight_decay: float = 0.0, reset_statistics: bool = True, inactive_update_rule: str = 'sign_sgd',
            inactive_lr_scale: float = 1.0, proj_params_lr_scale: float = 1.0, block_order: str = 'random',
-           projected: Any = None, seed: int = 0, mu_dtype: Any = None) -> optax.GradientTransformation:
+           projected: Any = None, seed: int = 0, mu_dtype: Any = None, svd_method: str = 'full',
+           oversampling: int | None = None, power_iterations: int | None = None) -> optax.GradientTransformation:
   r"""FRUGAL (arXiv 2411.07837) with Adam as the state-full and signSGD as the state-free optimizer.
 
   ``chain(scale_by_frugal, add_decayed_weights, scale_by_learning_rate)``: every leaf decays as
@@ -410,6 +537,9 @@ def frugal(learning_rate: optax.ScalarOrSchedule, density: float = 0.25, update_
     projected: which leaves are projected (default: 2-D leaves).
     seed: seed of the random choices.
     mu_dtype: dtype of Adam's moments.
+    svd_method: ``'full'`` (the authors' code), ``'randomized'`` or ``'subspace'``; see :func:`scale_by_frugal`.
+    oversampling: extra columns of the randomized SVD (``None``: 10).
+    power_iterations: power iterations of the randomized SVD (``None``: 2).
 
   Returns:
     An ``optax.GradientTransformation``.
@@ -432,5 +562,5 @@ def frugal(learning_rate: optax.ScalarOrSchedule, density: float = 0.25, update_
     return optax.chain(
         scale_by_frugal(density, update_gap, projection, proj_side, b1, b2, eps, reset_statistics,
                         inactive_update_rule, inactive_lr_scale, proj_params_lr_scale, block_order, projected, seed,
-                        mu_dtype),
+                        mu_dtype, svd_method, oversampling, power_iterations),
         *decay, optax.scale_by_learning_rate(learning_rate))

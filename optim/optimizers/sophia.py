@@ -10,7 +10,8 @@ Pre-training", arXiv 2305.14342. Algorithm 3 of the paper, with either of its tw
 
 The estimators are ``GradientTransformationExtraArgs`` whose ``update`` returns the estimate, the same
 interface as ``optax.contrib.sophia``'s ``hessian_diagonal_fn``; they are built on the shared primitives
-(:mod:`optim.curvature`, :mod:`optim.estimators`).
+(:mod:`optim.primitives.curvature`); the Hutchinson probes are drawn leaf by leaf, in each leaf's shape
+and dtype, so the refresh step costs one Hessian-vector product and the probes, as ``optax.contrib.sophia``'s.
 
 The clip is the paper's ``clip(m / max(gamma h, eps), 1)``. The authors' PyTorch ``SophiaG`` writes it
 ``sign(m) min(|m| / (rho bs h' + 1e-15), 1)`` with ``h'`` the EMA of ``g_hat^2``: the same map with
@@ -60,11 +61,33 @@ def _next(state: EstimatorState) -> tuple[jax.Array, EstimatorState]:
   return jax.random.fold_in(state.key, state.count), EstimatorState(state.key, state.count + 1)
 
 
+def probes_like(params: PyTree, key: jax.Array, distribution: str = 'gaussian') -> PyTree:
+  """A random probe shaped like ``params``, drawn leaf by leaf (leaf ``i`` from ``split(key, num_leaves)[i]``).
+
+  Each leaf is drawn in its own shape and dtype: nothing is raveled into one vector and split back, which on a
+  large tree costs more than the Hessian-vector product itself.
+
+  Args:
+    params: template pytree (shapes and dtypes).
+    key: PRNG key.
+    distribution: ``'gaussian'`` (``N(0, I)``, the paper's) or ``'rademacher'`` (uniform signs).
+
+  Returns:
+    A pytree like ``params`` with ``E[u u^T] = I``.
+  """
+  leaves, treedef = jax.tree.flatten(params)
+  draw = jax.random.normal if distribution == 'gaussian' else jax.random.rademacher
+  keys = jax.random.split(key, len(leaves))
+  return jax.tree.unflatten(treedef, [draw(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves)])
+
+
 def hutchinson_diagonal(obj_fn: Callable[[PyTree], jax.Array], params: PyTree, key: jax.Array,
                         num_probes: int = 1, distribution: str = 'gaussian') -> PyTree:
   """Hutchinson's estimate ``(1/n) sum_i u_i * (H u_i)`` of the Hessian diagonal of ``obj_fn`` at ``params``.
 
-  Sophia's Algorithm 1 (one Gaussian probe). Each probe costs one Hessian-vector product.
+  Sophia's Algorithm 1 (one Gaussian probe). Probe ``i`` is ``probes_like(params, fold_in(key, i))``, drawn per
+  leaf; each costs one Hessian-vector product (forward-over-reverse, as ``optax.contrib.sophia``). Several
+  probes linearise the gradient once and loop over the probes, so memory stays that of one product.
 
   Args:
     obj_fn: scalar loss ``obj_fn(params)`` on the current batch.
@@ -75,9 +98,27 @@ def hutchinson_diagonal(obj_fn: Callable[[PyTree], jax.Array], params: PyTree, k
 
   Returns:
     A pytree like ``params``, unbiased for ``diag(H)``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from optim.optimizers.sophia import hutchinson_diagonal
+    >>> loss = lambda p: jnp.sum(jnp.array([1.0, 2.0]) * p['w'] ** 2)
+    >>> d = hutchinson_diagonal(loss, {'w': jnp.zeros(2)}, jax.random.key(0), distribution='rademacher')
+    >>> d['w'].tolist()   # Rademacher probes are exact on a diagonal Hessian
+    [2.0, 4.0]
   """
+  probe = lambda i: probes_like(params, jax.random.fold_in(key, i), distribution)
+  if num_probes == 1:
+    u = probe(0)
+    return jax.tree.map(jnp.multiply, u, curvature.hvp(obj_fn, params, u))
   matvec = curvature.hessian_matvec(obj_fn, params)
-  return estimators.hutchinson_diagonal(matvec, params, key, num_probes, distribution)[0]
+
+  def add_probe(i, total):
+    u = probe(i)
+    return jax.tree.map(lambda t, a, b: t + a * b, total, u, matvec(u))
+
+  total = jax.lax.fori_loop(0, num_probes, add_probe, jax.tree.map(jnp.zeros_like, params))
+  return jax.tree.map(lambda t: t / num_probes, total)
 
 
 def clip_by_global_norm_torch(tree: PyTree, max_norm: float) -> PyTree:
@@ -354,7 +395,7 @@ def sophia_h(learning_rate: optax.ScalarOrSchedule, b1: float = 0.965, b2: float
     >>> tx = sophia_h(0.02, gamma=1.0)
     >>> step = jax.jit(lambda p, s: tx.update(jax.grad(loss)(p), s, p, obj_fn=loss))
     >>> state = tx.init(params)
-    >>> for _ in range(100):
+    >>> for _ in range(200):
     ...   updates, state = step(params, state)
     ...   params = optax.apply_updates(params, updates)
     >>> bool(loss(params) < 0.1)

@@ -7,14 +7,54 @@ shape, which is the operator interface that :mod:`optim.estimators` and :mod:`op
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
+import numpy as np
 
 PyTree = Any
 Matvec = Callable[[PyTree], PyTree]
+
+# Jitted forms of the products, one per loss function ``f``, so that calls from eager code (a training loop, a
+# notebook) compile once per input shape and never retrace; weak keys let an entry go with its function.
+_JITTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _eager_arrays(*trees: Any) -> bool:
+  """Whether every leaf is a concrete array: then the jitted products apply. Tracers (the caller is jitting) and
+  Python values (which ``f`` may use as static settings) keep the inline path."""
+  return all(isinstance(leaf, (jax.Array, np.ndarray)) and not isinstance(leaf, jax.core.Tracer)
+             for leaf in jax.tree.leaves(trees))
+
+
+def _grad_at(f: Callable[..., jax.Array], args: tuple) -> Callable[[PyTree], PyTree]:
+  return lambda p: jax.grad(f)(p, *args)
+
+
+def _jitted(f: Callable[..., jax.Array]) -> tuple[Callable, Callable]:
+  """``(hvp, linearise)`` of ``f`` under ``jax.jit``, built once per ``f`` (a fresh pair if ``f`` has no weakref)."""
+  try:
+    return _JITTED[f]
+  except (KeyError, TypeError):
+    pass
+  pair = (jax.jit(lambda params, v, *args: jax.jvp(_grad_at(f, args), (params,), (v,))[1]),
+          jax.jit(lambda params, *args: jax.linearize(_grad_at(f, args), params)[1]))
+  try:
+    _JITTED[f] = pair
+  except TypeError:
+    pass
+  return pair
+
+
+@jax.jit
+def _apply_linear(linear_fn: Callable[[PyTree], PyTree], v: PyTree) -> PyTree:
+  # ``linear_fn`` is a jax.tree_util.Partial: its residuals are leaves (arguments) and its jaxpr, which the
+  # jitted linearisation returns unchanged on every cache hit, is static; so new points and new vectors reuse one
+  # compilation.
+  return linear_fn(v)
 
 
 def hvp(f: Callable[..., jax.Array], params: PyTree, v: PyTree, *args: Any) -> PyTree:
@@ -40,17 +80,25 @@ def hvp(f: Callable[..., jax.Array], params: PyTree, v: PyTree, *args: Any) -> P
     >>> out['w'].tolist(), float(out['b'])
     ([6.0, 12.0], 2.0)
 
+  Called outside ``jax.jit`` with array arguments it runs a jitted product compiled once per ``f`` and input
+  shapes (no retrace for new ``params``, ``v`` or data of the same shapes; pass the same function object, not a
+  fresh lambda per call); under a trace, or with Python values among the arguments, it is inlined.
+
   See PyHessian (arXiv 1912.07145) and Pearlmutter (1994) for the R-operator this implements.
   """
-  grad_fn = lambda p: jax.grad(f)(p, *args)
-  return jax.jvp(grad_fn, (params,), (v,))[1]
+  if not _eager_arrays(params, v, args):
+    return jax.jvp(_grad_at(f, args), (params,), (v,))[1]
+  return _jitted(f)[0](params, v, *args)
 
 
 def hessian_matvec(f: Callable[..., jax.Array], params: PyTree, *args: Any) -> Matvec:
   """Returns the closure ``v -> H v`` for the Hessian of ``f`` at ``params``.
 
   The gradient is linearised once (``jax.linearize``), so repeated products, as in Lanczos or Hutchinson,
-  reuse the stored forward/backward residuals instead of recomputing them; the closure is linear in ``v``.
+  reuse the stored forward/backward residuals instead of recomputing them (PyHessian's stored graph); the
+  closure is linear in ``v``. Outside ``jax.jit``, with array arguments, both the linearisation and the products
+  are jitted, once per ``f`` and input shapes: a new point, new data of the same shapes or a new ``v`` never
+  retrace (pass the same function object, not a fresh lambda per call).
 
   Args:
     f: scalar function ``f(params, *args)``.
@@ -68,8 +116,10 @@ def hessian_matvec(f: Callable[..., jax.Array], params: PyTree, *args: Any) -> M
     >>> mv(jnp.array([1.0, 1.0])).tolist()   # (2/N) X^T X v
     [1.0, 4.0]
   """
-  _, linear_fn = jax.linearize(lambda p: jax.grad(f)(p, *args), params)
-  return linear_fn
+  if not _eager_arrays(params, args):
+    return jax.linearize(_grad_at(f, args), params)[1]
+  linear_fn = _jitted(f)[1](params, *args)
+  return lambda v: _apply_linear(linear_fn, v)
 
 
 def gnvp(model_fn: Callable[[PyTree, Any], PyTree], loss_fn: Callable[[PyTree, Any], jax.Array],

@@ -68,12 +68,13 @@ def test_matches_official_trajectory(x64, name):
   torch_trajectories.assert_trajectories_match(torch_trajectories.replay(tx, init, grads), reference)
 
 
-def test_unrectified_is_optax_adabelief_exactly():
-  # What is reused: without rectification the direction is optax.scale_by_belief's, bit for bit.
+def test_unrectified_is_optax_adabelief(x64):
+  # Without rectification the step is optax.adabelief's, expression for expression; only the rounding of
+  # multiply-adds, which XLA contracts differently in differently fused loops, may differ.
   ours = _run(adabelief(1e-2, rectify=False), 5)
   theirs = _run(optax.adabelief(1e-2, eps=1e-16, eps_root=1e-16), 5)
   for a, b in zip(ours, theirs):
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, b, rtol=1e-14, atol=0)
 
 
 def test_rectified_first_step_is_the_gradient():

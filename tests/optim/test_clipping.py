@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from optim import coordinate_clip, coordinate_clip_sgd
-from optim.optimizers.clipping import top_fraction_threshold
+from optim.optimizers.clipping import kth_largest_key, top_fraction_threshold
 
 
 def _tree(dtype=np.float32, seed=0):
@@ -99,3 +99,49 @@ def test_bad_arguments_are_named():
     coordinate_clip(1.5)
   with pytest.raises(ValueError, match='threshold_scale'):
     coordinate_clip(0.1, threshold_scale=-1.0)
+
+
+def _sorted_threshold(tree, fraction):
+  """The exact definition: sort every |g| (NaN as infinity) in float64, take index floor(N f)."""
+  flat = np.abs(np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in jax.tree.leaves(tree)]))
+  flat = np.where(np.isnan(flat), np.inf, flat)
+  k = int(np.floor(flat.size * fraction))
+  return 0.0 if k >= flat.size else np.sort(flat)[::-1][k]
+
+
+@pytest.mark.parametrize('kind', ['ties', 'zeros', 'nonfinite', 'constant', 'heavy'])
+def test_threshold_exact_with_ties_on_a_sampled_tree(kind):
+  # 70k coordinates: the first thresholds come from a strided sample, so these go through the counting passes.
+  rng = np.random.RandomState(7)
+  shapes = [(300, 200), (9000,), (3, 3, 8, 8), ()]
+  draw = {'ties': lambda s: rng.randint(-6, 7, size=s) * 0.25,
+          'zeros': lambda s: np.where(rng.rand(*s) < 0.6, 0.0, rng.randn(*s)),
+          'nonfinite': lambda s: np.select([rng.rand(*s) < 0.004, rng.rand(*s) < 0.004], [np.inf, np.nan],
+                                           rng.randn(*s)),
+          'constant': lambda s: np.full(s, -1.5),
+          'heavy': lambda s: rng.standard_t(1.5, size=s) * 10.0 ** rng.uniform(-20, 20, size=s)}[kind]
+  tree = [jnp.asarray(draw(s), jnp.float32) for s in shapes]
+  threshold = jax.jit(top_fraction_threshold)
+  for fraction in (0.0, 1e-4, 0.003, 0.01, 0.2, 0.5, 0.9, 0.999, 1.0):
+    assert float(threshold(tree, fraction)) == _sorted_threshold(tree, fraction), fraction
+
+
+def test_threshold_exact_whatever_the_first_guesses():
+  # The search is exact from any starting thresholds (here useless ones); the sample only makes it fast.
+  rng = np.random.RandomState(8)
+  leaves = [jnp.asarray(rng.randint(0, 2 ** 20, size=s), jnp.uint32) for s in [(500,), (40, 30)]]
+  flat = np.sort(np.concatenate([np.ravel(x) for x in leaves]))[::-1]
+  top = jnp.asarray(2 ** 31 - 1, jnp.uint32)
+  for k in (0, 1, 17, 999, 1699):
+    for guesses in (jnp.zeros(6, jnp.uint32), jnp.full(6, 2 ** 31 - 2, jnp.uint32)):
+      got = kth_largest_key(leaves, lambda x: x, jnp.asarray(k), top, guesses, jnp.int32, jnp.float32)
+      assert int(got) == int(flat[k])
+  assert int(kth_largest_key(leaves, lambda x: x, jnp.asarray(1700), top, jnp.zeros(6, jnp.uint32), jnp.int32,
+                             jnp.float32)) == 0  # k = N: no threshold qualifies
+
+
+def test_threshold_float64_sampled(x64):
+  rng = np.random.RandomState(9)
+  tree = {'a': jnp.asarray(rng.randint(-50, 50, size=(200, 300)) * np.pi), 'b': jnp.asarray(rng.randn(5000))}
+  for fraction in (0.01, 0.37):
+    assert float(top_fraction_threshold(tree, fraction)) == _sorted_threshold(tree, fraction)

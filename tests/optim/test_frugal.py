@@ -5,10 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import scipy.linalg
 
 import digits
 import torch_trajectories
 from optim import frugal, scale_by_frugal
+from optim.optimizers.frugal import top_singular_vectors
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
 
@@ -206,7 +208,8 @@ def test_variants_jit_once_and_keep_bf16():
 @pytest.mark.parametrize('kwargs, name', [
     ({'density': 1.5}, 'density'), ({'update_gap': 0}, 'update_gap'), ({'projection': 'qr'}, 'projection'),
     ({'inactive_update_rule': 'adam'}, 'inactive_update_rule'), ({'b2': 1.0}, 'b2'),
-    ({'proj_side': 'full'}, 'proj_side')])
+    ({'proj_side': 'full'}, 'proj_side'), ({'svd_method': 'lanczos'}, 'svd_method'),
+    ({'oversampling': -1}, 'oversampling'), ({'power_iterations': 1.5}, 'power_iterations')])
 def test_rejects_bad_hyperparameters(kwargs, name):
   with pytest.raises(ValueError, match=name):
     frugal(1e-3, **kwargs)
@@ -222,3 +225,68 @@ def test_trains_an_mlp_on_digits():
   fit = digits.fit(frugal(1e-2, update_gap=50))
   assert fit.train_loss < 0.25
   assert fit.test_accuracy > 0.93
+
+
+def _decaying(rng, m, n, rate=0.8):
+  """An m x n matrix with singular values rate^i and Haar singular vectors; returns it, U and V."""
+  u, _ = np.linalg.qr(rng.standard_normal((m, n)))
+  v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+  return (u * rate ** np.arange(n)) @ v.T, u, v
+
+
+def test_randomized_svd_finds_the_top_subspace_of_a_decaying_spectrum(x64):
+  # Principal angles to the exact top-r subspaces (scipy's subspace_angles) fall like (s_{r+p+1} / s_r)^(2q+1):
+  # here (0.8^10)^2 ~ 0.011 per power iteration.
+  a, u, v = _decaying(np.random.default_rng(0), 300, 120)
+  r = 20
+  angles = {}
+  top = jax.jit(top_singular_vectors, static_argnums=(1, 3, 4))
+  for p, q in ((0, 0), (10, 0), (10, 1), (10, 2)):
+    uu, vh = top(jnp.asarray(a), r, jax.random.key(0), p, q)
+    assert uu.shape == (300, r) and vh.shape == (r, 120)
+    np.testing.assert_allclose(vh @ vh.T, np.eye(r), atol=1e-12)
+    angles[p, q] = (np.max(scipy.linalg.subspace_angles(v[:, :r], np.asarray(vh).T)),
+                    np.max(scipy.linalg.subspace_angles(u[:, :r], np.asarray(uu))))
+  assert min(angles[0, 0]) > 0.5  # no oversampling, no power iteration: far off (the test can fail)
+  for q in (0, 1):
+    assert all(b < 0.05 * a for a, b in zip(angles[10, q], angles[10, q + 1])), angles
+  assert max(angles[10, 2]) < 1e-4, angles
+
+
+def test_subspace_iteration_refines_the_previous_subspace(x64):
+  # The same gradient at every refresh: warm-started from the previous projector, each refresh is one more
+  # block power step, so the angle to the top-r right subspace shrinks refresh after refresh; the cold
+  # randomized SVD with the same budget stays where it is.
+  a, _, v = _decaying(np.random.default_rng(1), 80, 40)
+  params = {'w': jnp.zeros((80, 40))}
+  angles = {}
+  for method in ('subspace', 'randomized'):
+    tx = scale_by_frugal(density=0.25, update_gap=1, svd_method=method, oversampling=5, power_iterations=0)
+    state, update = tx.init(params), jax.jit(tx.update)
+    angles[method] = []
+    for _ in range(5):
+      _, state = update({'w': jnp.asarray(a)}, state)
+      p = np.asarray(state.projector['w'])  # r x n, right projection (rows >= cols)
+      angles[method].append(np.max(scipy.linalg.subspace_angles(v[:, :10], p.T)))
+  sub, cold = angles['subspace'], angles['randomized']
+  assert all(b < 0.5 * a for a, b in zip(sub, sub[1:])), sub
+  assert sub[-1] < 1e-3 and min(cold) > 10 * sub[-1], angles
+
+
+@pytest.mark.parametrize('method, shape', [('randomized', (40, 24)), ('subspace', (24, 40))])
+def test_randomized_refresh_equals_the_full_svd_on_low_rank_gradients(x64, method, shape):
+  # Gradients of rank 5 = r: with 10 oversampling columns the randomized range finder captures their range
+  # exactly, so FRUGAL's steps (Adam in the subspace, where sign flips of singular vectors cancel; SGD on the
+  # residual, zero up to rounding) equal the full SVD's, on both projection sides.
+  rng = np.random.default_rng(2)
+  x, y = rng.standard_normal((5, shape[0])), rng.standard_normal((5, shape[1]))
+  params = {'w': rng.standard_normal(shape)}
+  grads = lambda p: {'w': x.T @ (x @ p['w'] - y)}
+  kwargs = dict(density=5 / 24, update_gap=2, inactive_update_rule='sgd', inactive_lr_scale=0.1)
+  full = _run(frugal(0.01, **kwargs), params, grads, 5)
+  fast = _run(frugal(0.01, svd_method=method, **kwargs), params, grads, 5)
+  assert fast[0][1][0].mu['w'].shape == ((40, 5) if shape == (40, 24) else (5, 40))
+  for (a, _), (b, _) in zip(full, fast):
+    np.testing.assert_allclose(b['w'], a['w'], rtol=0, atol=1e-10)
+  assert np.max(np.abs(full[-1][0]['w'] - params['w'])) > 1e-2
+

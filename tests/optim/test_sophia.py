@@ -279,3 +279,55 @@ def test_trains_an_mlp_on_digits(variant):
   fit = digits.fit(tx, oracles=oracles)
   assert fit.train_loss < 0.25
   assert fit.test_accuracy > 0.93
+
+
+def test_hutchinson_probes_by_hand(x64):
+  # Probe i is drawn leaf by leaf from fold_in(key, i); the estimate is the mean of u_i * (H u_i) with H dense.
+  params, x, y = _tiny_problem(2)
+  loss_fn = lambda p: _ce(_mlp(p, x), y)
+  flat, unravel = ravel_pytree(params)
+  hessian = np.asarray(jax.jit(jax.hessian(lambda v: loss_fn(unravel(v))))(flat))
+  key = jax.random.key(5)
+  estimate = jax.jit(sophia.hutchinson_diagonal, static_argnums=(0, 3))
+  leaves = jax.tree.leaves(params)  # the order of ravel_pytree
+
+  @jax.jit
+  def probe(i):  # leaf j drawn from split(fold_in(key, i))[j], in the leaf's shape
+    keys = jax.random.split(jax.random.fold_in(key, i), len(leaves))
+    return jnp.concatenate([jax.random.normal(k, v.shape, v.dtype).ravel() for k, v in zip(keys, leaves)])
+
+  for num_probes in (1, 3):
+    expected = np.zeros(flat.size)
+    for i in range(num_probes):
+      u = np.asarray(probe(i))
+      expected += u * (hessian @ u) / num_probes
+    ours = estimate(loss_fn, params, key, num_probes)
+    np.testing.assert_allclose(ravel_pytree(ours)[0], expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize('variant', ['sophia_h', 'sophia_g'])
+def test_refresh_never_ravels_the_parameters(variant):
+  # The refresh works leaf by leaf: a raveled copy of the tree (a concatenate of every leaf) would double its
+  # memory traffic; on a 10M-parameter tree it made the refresh step 5x slower than optax.contrib.sophia's.
+  params = {'w': jnp.ones((5, 3)), 'b': jnp.zeros(3), 'v': jnp.ones((3, 2))}
+  logits_fn = lambda p: jnp.tanh(jnp.ones((4, 5)) @ p['w'] + p['b']) @ p['v']
+  loss_fn = lambda p: _ce(logits_fn(p), jnp.array([0, 1, 1, 0]))
+  tx = getattr(sophia, variant)(1e-2)
+  oracles = dict(obj_fn=loss_fn) if variant == 'sophia_h' else dict(logits_fn=logits_fn)
+  jaxpr = jax.make_jaxpr(lambda p, s: tx.update(jax.grad(loss_fn)(p), s, p, **oracles))(params, tx.init(params))
+  primitives = _primitives(jaxpr.jaxpr)
+  assert 'cond' in primitives and 'dot_general' in primitives  # the refresh's branches are searched too
+  assert 'concatenate' not in primitives
+
+
+def _primitives(jaxpr):
+  """Names of the primitives of a jaxpr and of every jaxpr nested in it (cond branches, jit, loops)."""
+  names = set()
+  for eqn in jaxpr.eqns:
+    names.add(eqn.primitive.name)
+    for value in eqn.params.values():
+      for sub in value if isinstance(value, (tuple, list)) else (value,):
+        sub = getattr(sub, 'jaxpr', sub)  # a ClosedJaxpr holds its jaxpr
+        if hasattr(sub, 'eqns'):
+          names |= _primitives(sub)
+  return names

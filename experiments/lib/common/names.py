@@ -34,6 +34,7 @@ READABLE = {
     'auon': 'AuON',
     'hybrid_auon': 'Hybrid-AuON',
     'frugal': 'FRUGAL',
+    'frugal_randomized': 'FRUGAL (randomized SVD)',
     'coordinate_clip_sgd': 'SGD with coordinate clipping',
     'sgld': 'SGLD (stochastic gradient Langevin dynamics)',
     'sso': 'SSO (stochastic surrogate optimization)',

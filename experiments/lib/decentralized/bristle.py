@@ -8,8 +8,8 @@ sign flipping, ALIE, Gaussian noise) or train on flipped labels. Each honest pee
 
 - ``mean``, ``trimmed_mean``, ``median``, ``monna`` (nearest-neighbour averaging around one's own): the existing
   rules through ``decentral.robust_gossip`` (centred at one's own head);
-- ``bristle``: ``decentral.bristle_integrate`` with the peer's own small i.i.d. validation set (a few samples of
-  every class: Bristle's assumption).
+- ``bristle``: ``decentral.bristle_gossip`` (``decentral.bristle_integrate`` on the worker axis) with the peer's
+  own small i.i.d. validation set (a few samples of every class: Bristle's assumption).
 
 Reported: the honest peers' mean test accuracy after the last round, per attack and rule.
 """
@@ -64,15 +64,14 @@ def _local(config):
 def _exchange(rule, attack, keep_own, config, n):
   """The jitted exchange-and-integrate step of every peer, on the worker axis (vmap)."""
   f = config.byzantine
-  if rule == 'bristle':
+  if rule == 'bristle':  # the worker-axis transform: every peer hears the others (not itself), then integrates
+    tx = bristle.bristle_gossip(axis_name=harness.AXIS, exploit=config.exploit, explore=config.explore, f=f,
+                                attack=attack, keep_own=keep_own, seed=config.seed)
+
     def step(head, vx, vy, key):
-      sent = head if attack is None else attack_fns.replace_faulty(head, attack, axis_name=harness.AXIS, f=f,
-                                                                   key=key, keep_own=keep_own)
-      got = axis.all_gather(sent, harness.AXIS)
-      me = axis.worker_index(harness.AXIS)
-      got = jax.tree.map(lambda r: r.at[me].set(jnp.inf), got)  # what it receives: the others' heads
-      return bristle.bristle_integrate(head, got, vx, vy, exploit=config.exploit, explore=config.explore,
-                                       key=jax.random.fold_in(key, me))
+      state = bristle.BristleState(jnp.zeros([], jnp.int32), key)  # this round's key: fresh attack noise
+      u, _ = tx.update(jax.tree.map(jnp.zeros_like, head), state, head, features=vx, labels=vy)
+      return jax.tree.map(jnp.add, head, u)
   else:
     fn = sgd.nearest_to_self if rule == 'monna' else registry.get_rule(rule)  # MoNNA's rule: NNA around one's own
     tx = sgd.robust_gossip(fn, axis_name=harness.AXIS, f=f, attack=attack, keep_own=keep_own, seed=config.seed)

@@ -58,8 +58,8 @@ def run(config, writer) -> list[dict]:
     dist = harness.consensus_distance(params)
     params, state = run_fn(params, state, config.steps - 1, 1)  # the last step ends with the merge
     merged = harness.accuracies(model, params, data)
-    rows.append({'method': name, 'gossip_every': k, 'gossip_from': t0, 'transfers': transfers, 'local_accuracy': float(local.mean()),
-                 'consensus': dist, 'merged_accuracy': float(merged.mean()),
+    rows.append({'method': name, 'gossip_every': k, 'gossip_from': t0, 'transfers': transfers,
+                 'local_accuracy': float(local.mean()), 'consensus': dist, 'merged_accuracy': float(merged.mean()),
                  'merged_spread': float(merged.max() - merged.min())})
     print(harness.table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
   writer.results({'rows': rows})

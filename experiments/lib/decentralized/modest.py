@@ -4,12 +4,15 @@ Every node holds a Dirichlet share of digits and draws compute times from one lo
 every method). Three runs on the simulated clock:
 
 - ``fedavg``: MoDeST without churn or dropouts and with sf = 1, which is FedAvg over s uniformly sampled clients
-  with a server that never fails (``decentral.modest``; the equivalence is a test);
+  with a server that never fails (``decentral.modest``; the equivalence is a test); both average the received
+  models unweighted, as the MoDeST code does, or weighted by the trainers' data sizes with ``weighted=True``;
 - ``modest``: MoDeST under churn: tasks drop with probability ``dropout`` and half of the nodes leave for good at
   ``churn_time``; success fraction sf, ``num_aggregators`` aggregators, a timeout;
 - ``dsgd``: synchronous D-SGD on a ``degree``-regular graph (circulant on randomly relabelled nodes) under the same
   churn: every live node trains, then averages with its live neighbours (Metropolis-Hastings weights on the live
-  subgraph); a round lasts as long as its slowest live node; each node sends its model to each live neighbour.
+  subgraph) by D-SGD's gossip transform ``decentral.gossip_step`` on the worker axis (its mixing matrix an argument
+  of the jitted step, so churn does not recompile it); a round lasts as long as its slowest live node; each node
+  sends its model to each live neighbour.
 
 Reported: accuracy (MoDeST: the round's model; D-SGD: the mean over live nodes) against simulated time, the time and
 the mean bytes sent per node to reach ``target`` accuracy.
@@ -22,9 +25,13 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
+from decentral import axis
 from decentral import ledger as ledger_lib
 from decentral.p2p import modest
+from decentral.p2p.sgd import gossip_step
+from decentral.p2p.topology import Topology
 from decentral.sim.clocks import Clock
 from experiments.lib.common import claims, models
 from experiments.lib.decentralized import harness
@@ -74,14 +81,23 @@ def _run_modest(name, config, model, data, params, churn):
   acc = _accuracy(model, data)
   curve = []
   modest.replay(trace, params, _train_fn(model, data, config),
-                on_round=lambda r, p: curve.append((r.end, float(acc(p)))))
+                on_round=lambda r, p: curve.append((r.end, float(acc(p)))),
+                weights=np.asarray(data.counts, np.float64) if config.weighted else None)
   led = trace.ledger()
   per_round = np.cumsum([h['bytes_round'] for h in led.history]) / config.num_nodes
   return curve, per_round, sum(r.failed for r in trace.rounds)
 
 
+def _mix(params, updates, mixing):
+  """One worker's D-SGD mixing of its half-step model params + updates, with the round's mixing matrix."""
+  tx = gossip_step(Topology(mixing), axis_name=harness.AXIS)
+  u, _ = tx.update(updates, tx.init(params), params)
+  return optax.apply_updates(params, u)
+
+
 def _run_dsgd(config, model, data, params):
   n = config.num_nodes
+  mix = axis.run(_mix, n, axis_name=harness.AXIS, in_axes=(0, 0, None))
   adjacency = _regular_adjacency(n, config.degree, config.seed)
   clock, offline = _clock(config, True), _offline(config)
   gone_at = {i: t for i, t, _ in offline}
@@ -102,10 +118,11 @@ def _run_dsgd(config, model, data, params):
     deg = adj.sum(1)
     w = np.where(adj > 0, 1.0 / (1.0 + np.maximum.outer(deg, deg)), 0.0)   # Metropolis-Hastings on live nodes
     w[np.diag_indices(n)] = 1.0 - w.sum(1)
-    mask = jnp.asarray(active, jnp.float32)
-    mixed = jax.tree.map(lambda new: jnp.tensordot(jnp.asarray(w, new.dtype), new, axes=1), stacked_new)
-    stacked = jax.tree.map(lambda m, old: jnp.where(mask.reshape((n,) + (1,) * (old.ndim - 1)) > 0, m, old),
-                           mixed, stacked)
+    mask = jnp.asarray(active)
+    # A node that is down neither trains nor mixes: its update is zero and its row of w is e_i.
+    updates = jax.tree.map(lambda new, old: jnp.where(mask.reshape((n,) + (1,) * (old.ndim - 1)), new - old, 0.0),
+                           stacked_new, stacked)
+    stacked = mix(stacked, updates, jnp.asarray(w, jnp.float32))
     t += float(durations[active].max()) if active.any() else config.timeout
     sent += int(deg.sum()) * nbytes
     per_round.append(sent / n)

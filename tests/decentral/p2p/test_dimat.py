@@ -1,12 +1,15 @@
 """DIMAT merging: permutations are exact symmetries, alignment undoes them, and a first merge by hand (brute force
-over permutations instead of the Hungarian solver), float64."""
+over permutations instead of the Hungarian solver), float64; the worker-axis merge equals the host merge."""
 
 import itertools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from decentral.p2p import dimat
+from decentral import axis
+from decentral.p2p import dimat, topology
 
 
 def _mlp(rng, sizes):
@@ -100,3 +103,90 @@ def test_bad_arguments_name_the_function():
     dimat.dimat_merge([model, model], np.eye(3), [np.zeros((2, 3))] * 2)
   with pytest.raises(ValueError, match='match_units: similarity'):
     dimat.match_units(np.ones((3, 2)), np.ones((3, 2)), 'cosine')
+
+
+# ---------------------------------------------------------------------------------------------- on the worker axis
+
+PATH4 = np.array([[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]], bool)
+
+
+def _merge_on_axis(models, batches, topo, activation, solver='hungarian'):
+  """One dimat_gossip merge of zero updates for every worker (vmap), as lists of layers."""
+  n = len(models)
+  tx = dimat.dimat_gossip(topo, axis_name='w', spec=dimat.mlp_spec(len(models[0])),
+                          activations=dimat.mlp_activations(activation), solver=solver)
+
+  def step(p, x):
+    u, _ = tx.update(jax.tree.map(jnp.zeros_like, p), tx.init(p), p, batch=x)
+    return jax.tree.map(jnp.add, p, u)
+
+  stacked = jax.tree.map(lambda *l: jnp.stack(l), *[jax.tree.map(jnp.asarray, m) for m in models])
+  out = axis.run(step, n, axis_name='w')(stacked, jnp.asarray(np.stack(batches)))
+  return [jax.tree.map(lambda x: np.asarray(x[i]), out) for i in range(n)]
+
+
+@pytest.mark.parametrize('graph, solver', [('path', 'hungarian'), ('ring', 'hungarian'), ('ring', 'scipy')])
+def test_worker_axis_merge_equals_the_host_merge(graph, solver, x64):
+  """The jitted per-worker merge (gather on a general graph, ppermute on the ring) gives the host merge's models."""
+  rng = np.random.default_rng(6)
+  models = [_mlp(rng, [3, 5, 4, 2]) for _ in range(4)]
+  batches = [rng.normal(size=(25, 3)) for _ in range(4)]
+  topo = topology.from_adjacency(PATH4) if graph == 'path' else topology.ring(4)
+  got = _merge_on_axis(models, batches, topo, jnp.tanh, solver)
+  want = dimat.dimat_merge(models, topo.mixing, batches, activation=np.tanh)
+  naive = dimat.dimat_merge(models, topo.mixing, batches, align=False)
+  for g, w, v in zip(got, want, naive):
+    for gl, wl in zip(g, w):
+      np.testing.assert_allclose(gl['kernel'], wl['kernel'], rtol=1e-12, atol=1e-14)
+      np.testing.assert_allclose(gl['bias'], wl['bias'], rtol=1e-12, atol=1e-14)
+  assert any(not np.allclose(g[0]['kernel'], v[0]['kernel']) for g, v in zip(got, naive))  # alignment did act
+
+
+def test_worker_axis_merge_of_twins_keeps_the_function_exactly(x64):
+  rng = np.random.default_rng(7)
+  model = _mlp(rng, [4, 6, 5, 2])
+  perms = [rng.permutation(6), rng.permutation(5)]
+  twin = dimat.permute_mlp(model, perms)
+  as_tree = dimat.permute_tree(jax.tree.map(jnp.asarray, model), dimat.mlp_spec(3),
+                               {'hidden_0': jnp.asarray(perms[0]), 'hidden_1': jnp.asarray(perms[1])})
+  for a, b in zip(as_tree, twin):
+    np.testing.assert_array_equal(a['kernel'], b['kernel'])
+  x = rng.normal(size=(100, 4))
+  merged = _merge_on_axis([model, twin], [x, x], topology.complete(2), jax.nn.relu)
+  np.testing.assert_allclose(dimat.mlp_apply(merged[0], x), dimat.mlp_apply(model, x), rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(dimat.mlp_apply(merged[1], x), dimat.mlp_apply(model, x), rtol=1e-12, atol=1e-12)
+
+
+def test_dsgd_steps_locally_between_merges(x64):
+  """merge_every=2: step 1 is x - lr g on every worker; step 2 merges the half-step models (here identical models:
+  the merge is the identity, so both steps are local)."""
+  rng = np.random.default_rng(8)
+  model = jax.tree.map(jnp.asarray, _mlp(rng, [2, 3, 1]))
+  stacked = jax.tree.map(lambda x: jnp.stack([x, x + 0.5]), model)
+  tx = dimat.dimat_dsgd(0.1, topology.complete(2), axis_name='w', spec=dimat.mlp_spec(2),
+                        activations=dimat.mlp_activations(), merge_every=2)
+  grads = jax.tree.map(lambda x: jnp.stack([jnp.ones_like(x), -jnp.ones_like(x)]), model)
+  x = jnp.asarray(rng.normal(size=(10, 2)))
+
+  def step(p, g, state):
+    u, state = tx.update(g, state, p, batch=x)
+    return jax.tree.map(jnp.add, p, u), state
+
+  run = axis.run(step, 2, axis_name='w')
+  one, state = run(stacked, grads, axis.run(tx.init, 2, axis_name='w')(stacked))
+  np.testing.assert_allclose(one[0]['kernel'], stacked[0]['kernel'] - 0.1 * grads[0]['kernel'], rtol=1e-14)
+  two, _ = run(one, grads, state)
+  assert np.allclose(two[0]['kernel'][0], two[0]['kernel'][1])  # the merge: both workers hold the mean
+  assert not np.allclose(two[0]['kernel'][0], one[0]['kernel'][0] - 0.1 * grads[0]['kernel'][0])
+
+
+def test_worker_axis_bad_arguments_name_the_transform():
+  model = jax.tree.map(jnp.asarray, _mlp(np.random.default_rng(9), [2, 3, 1]))
+  tx = dimat.dimat_gossip(None, axis_name='w', spec=dimat.mlp_spec(3), activations=dimat.mlp_activations())
+  run = axis.run(lambda p: tx.update(p, tx.init(p), p, batch=jnp.ones((4, 2)))[0], 2, axis_name='w')
+  stacked = jax.tree.map(lambda x: jnp.stack([x, x]), model)
+  with pytest.raises(ValueError, match='dimat_gossip: spec'):
+    jax.eval_shape(run, stacked)
+  with pytest.raises(ValueError, match='dimat_dsgd: dimat_gossip: solver'):
+    dimat.dimat_dsgd(0.1, None, axis_name='w', spec=dimat.mlp_spec(2), activations=dimat.mlp_activations(),
+                     solver='auction')

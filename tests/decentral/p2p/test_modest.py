@@ -1,4 +1,5 @@
-"""MoDeST (arXiv 2302.13837 v1): the hash sample, one round against FedAvg by hand, exact replay, churn."""
+"""MoDeST (arXiv 2302.13837 v1): the hash sample, one round against FedAvg by hand (unweighted and weighted by data
+size), exact replay, churn."""
 
 import hashlib
 import math
@@ -58,6 +59,12 @@ def test_one_round_without_churn_is_fedavg_over_the_sampled_trainers(x64):
   np.testing.assert_allclose(np.asarray(out), np.mean(locals_, axis=0), rtol=1e-13, atol=1e-14)
   led = trace.ledger()   # round 0: nobody serves the model; 4 trainers each send it to 2 aggregators
   assert led.total == 4 * 2 * DIM * 8
+  sizes = np.arange(1.0, N + 1)   # weighted by data sizes: FedAvg's weighting
+  weighted = modest.replay(trace, jnp.asarray(w0), _train_fn(a, b), weights=sizes)
+  want = np.average(locals_, axis=0, weights=sizes[list(r.contributors)])
+  np.testing.assert_allclose(np.asarray(weighted), want, rtol=1e-13, atol=1e-14)
+  with pytest.raises(ValueError, match='replay: weights'):
+    modest.replay(trace, jnp.asarray(w0), _train_fn(a, b), weights=-sizes)
 
 
 def test_success_fraction_takes_the_first_arrivals():

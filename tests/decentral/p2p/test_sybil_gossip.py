@@ -1,10 +1,14 @@
 """SybilWall's probabilistic gossip: two rounds by hand (numpy, float64), p = 0 keeps each node to its
-neighbourhood, and gossip exposes a Sybil region that a single attack edge hides from neighbourhood-only FoolsGold."""
+neighbourhood, and gossip exposes a Sybil region that a single attack edge hides from neighbourhood-only FoolsGold;
+the worker-axis version equals the network simulator round by round."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from decentral import axis
 from decentral.p2p import sybil_gossip as sg
+from decentral.p2p import topology
 from decentral.robust.similarity import foolsgold_weights
 
 PATH = np.array([[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]], bool)
@@ -61,3 +65,51 @@ def _sybil_weight_seen_by_victim(forward_prob, rounds=6):
 def test_gossip_exposes_a_sybil_region_behind_one_attack_edge():
   assert _sybil_weight_seen_by_victim(0.0) > 0.2  # alone among node 0's neighbours, the Sybil looks honest
   assert _sybil_weight_seen_by_victim(0.5) == 0.0  # its fellow Sybils' updates reach node 0 by gossip
+
+
+def test_worker_axis_equals_the_network_simulator(x64):
+  """Four rounds of sybilwall_gossip (each worker its own row, gathered tables) against sybil_gossip_step and
+  sybilwall_mix on the whole network: the same coins, histories, knowledge and mixed models, on a graph that is
+  not circulant; the parameters a tree of two leaves, the simulator's vectors their concatenation."""
+  adj = np.zeros((6, 6), bool)
+  for i, j in [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (1, 4)]:
+    adj[i, j] = adj[j, i] = True
+  topo = topology.from_adjacency(adj)
+  rng = np.random.default_rng(3)
+  params = {'a': jnp.asarray(rng.normal(size=(6, 2))), 'b': jnp.asarray(rng.normal(size=(6, 3)))}
+  tx = sg.sybilwall_gossip(topo, axis_name='w', forward_prob=0.5, seed=4)
+
+  def step(p, u, state):
+    out, state = tx.update(u, state, p)
+    return jax.tree.map(jnp.add, p, out), state
+
+  run = axis.run(step, 6, axis_name='w')
+  state = axis.run(tx.init, 6, axis_name='w')(params)
+  host = sg.sybil_gossip_init(6, 5, seed=4, dtype=jnp.float64)
+  models = np.concatenate([params['a'], params['b']], axis=1)
+  for _ in range(4):
+    u = rng.normal(size=(6, 5))
+    u[4:] = u[5] + 0.01 * rng.normal(size=(2, 5))  # two alike nodes
+    params, state = run(params, {'a': jnp.asarray(u[:, :2]), 'b': jnp.asarray(u[:, 2:])}, state)
+    host = sg.sybil_gossip_step(host, jnp.asarray(u), adj, forward_prob=0.5)
+    models = np.asarray(sg.sybilwall_mix(host, jnp.asarray(models + u), adj))
+    np.testing.assert_array_equal(state.known, host.known)
+    np.testing.assert_allclose(np.concatenate([state.history['a'], state.history['b']], axis=2), host.history,
+                               rtol=1e-14)
+    np.testing.assert_allclose(np.concatenate([params['a'], params['b']], axis=1), models, rtol=1e-12)
+  assert not host.known.all() and (host.known.sum() > (adj | np.eye(6, dtype=bool)).sum())  # forwarding happened
+
+
+def test_worker_axis_without_forwarding_is_neighbourhood_foolsgold():
+  tx = sg.sybilwall_gossip(topology.ring(4), axis_name='w', forward_prob=0.0)
+  p = jnp.arange(8.0).reshape(4, 2)
+
+  def step(p, g):
+    state = tx.init(p)
+    for _ in range(3):
+      u, state = tx.update(g, state, p)
+      p = p + u
+    return state.known
+
+  known = axis.run(step, 4, axis_name='w')(p, jnp.ones((4, 2)))
+  np.testing.assert_array_equal(known, topology.ring(4).mixing > 0)

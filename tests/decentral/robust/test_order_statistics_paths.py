@@ -54,7 +54,7 @@ def _jitted(name, f, method):
   return jax.jit(functools.partial(rule, f=f, method=method))
 
 
-@pytest.mark.parametrize('n', [1, 2, 3, 5, 8, 13])
+@pytest.mark.parametrize('n', [1, 2, 3, 5, 8, 13, 32])
 def test_both_paths_equal_the_previous_implementation(n, monkeypatch):
   """Median exactly, trimmed mean to float rounding (the middle is added in sorted, not worker, order); the tile
   width forced down to 128 columns so that d = 300 runs three tiles, the last one overlapping."""
